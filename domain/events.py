@@ -1,0 +1,204 @@
+"""The job events and their encoding as flat Redis stream fields.
+
+Every event is frozen and past tense. On the wire an event is a flat mapping of strings that reads
+well in `redis-cli XRANGE`: `type`, `v` (schema version), `job_id`, `occurred_at` (ISO 8601 UTC),
+then the event's own fields. Only nested values (class probabilities) are JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, get_type_hints
+
+from domain.errors import InvalidEventError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields every event carries."""
+
+    schema_version: ClassVar[int] = 1
+
+    job_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequested(Event):
+    """A client's request was accepted; the job exists from here on."""
+
+    text: str
+    model_version: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStarted(Event):
+    """A consumer took the job and began inference."""
+
+    consumer: str
+    attempt: int
+    delivery: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRetrying(Event):
+    """An attempt failed transiently; another follows after `delay_ms`."""
+
+    consumer: str
+    attempt: int
+    error_type: str
+    error: str
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSucceeded(Event):
+    """Inference produced a label. Terminal."""
+
+    consumer: str
+    attempt: int
+    label: str
+    score: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    model_version: str
+    inference_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFailed(Event):
+    """The job will not produce a label. Terminal."""
+
+    consumer: str
+    attempt: int
+    error_type: str
+    error: str
+    transient: bool
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    cls.__name__: cls for cls in (JobRequested, JobStarted, JobRetrying, JobSucceeded, JobFailed)
+}
+TERMINAL_EVENT_TYPES: tuple[type[Event], ...] = (JobSucceeded, JobFailed)
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_time(raw: str) -> datetime:
+    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return moment.astimezone(UTC)
+
+
+def _parse_bool(raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ValueError(f"not a boolean: {raw!r}")
+    return raw == "true"
+
+
+def _parse_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {raw!r}")
+    return value
+
+
+def _parse_probabilities(raw: str) -> dict[str, float]:
+    loaded = json.loads(raw)
+    if not isinstance(loaded, dict):
+        raise ValueError("probabilities must be a JSON object")
+    return {str(label): float(p) for label, p in loaded.items()}
+
+
+def _format_probabilities(value: dict[str, float]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _format_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+_ENCODERS: Mapping[Any, Callable[[Any], str]] = {
+    str: str,
+    int: str,
+    float: repr,
+    bool: _format_bool,
+    datetime: _format_time,
+    dict[str, float]: _format_probabilities,
+}
+_DECODERS: Mapping[Any, Callable[[str], Any]] = {
+    str: str,
+    int: int,
+    float: _parse_float,
+    bool: _parse_bool,
+    datetime: _parse_time,
+    dict[str, float]: _parse_probabilities,
+}
+
+
+def _field_types(cls: type[Event]) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+_FIELD_TYPES: Mapping[type[Event], dict[str, Any]] = {
+    cls: _field_types(cls) for cls in EVENT_TYPES.values()
+}
+
+
+def encode(event: Event) -> dict[str, str]:
+    """The event as flat string fields, in a stable order."""
+    cls = type(event)
+    fields = {"type": cls.__name__, "v": str(cls.schema_version)}
+    for name, kind in _FIELD_TYPES[cls].items():
+        fields[name] = _ENCODERS[kind](getattr(event, name))
+    return fields
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def decode(raw: Mapping[str, str] | Mapping[bytes, bytes]) -> Event:
+    """The event that `encode` wrote; `InvalidEventError` for anything else."""
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    cls = EVENT_TYPES.get(fields.get("type", ""))
+    if cls is None:
+        raise InvalidEventError(f"unknown event type {fields.get('type')!r}")
+    if fields.get("v") != str(cls.schema_version):
+        version = fields.get("v")
+        raise InvalidEventError(f"{cls.__name__} has unsupported schema version {version!r}")
+    values: dict[str, Any] = {}
+    for name, kind in _FIELD_TYPES[cls].items():
+        if name not in fields:
+            raise InvalidEventError(f"{cls.__name__} lacks field {name!r}")
+        try:
+            values[name] = _DECODERS[kind](fields[name])
+        except ValueError as exc:
+            raise InvalidEventError(f"{cls.__name__}.{name}: {exc}") from exc
+    return cls(**values)
+
+
+def is_terminal(event: Event) -> bool:
+    return isinstance(event, TERMINAL_EVENT_TYPES)
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "JobFailed",
+    "JobRequested",
+    "JobRetrying",
+    "JobStarted",
+    "JobSucceeded",
+    "decode",
+    "encode",
+    "is_terminal",
+]

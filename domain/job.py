@@ -1,0 +1,160 @@
+"""The job state machine and the fold of events into job state.
+
+queued -> started -> succeeded | failed. Terminal states absorb every later event, so a second
+terminal event (a message delivered twice) changes nothing. Events that arrive before the job's
+`JobRequested` (a log read from the middle) still fold without error; status never moves back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from domain.events import Event, JobFailed, JobRequested, JobRetrying, JobStarted, JobSucceeded
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+_RANK = {JobStatus.QUEUED: 0, JobStatus.STARTED: 1, JobStatus.SUCCEEDED: 2, JobStatus.FAILED: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    model_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job as the fold of its events sees it."""
+
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    updated_at: datetime
+    model_version: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retry_count: int = 0
+    attempts: int = 0
+    result: JobResult | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+def _advance(state: JobState, status: JobStatus) -> JobStatus:
+    return status if _RANK[status] > _RANK[state.status] else state.status
+
+
+def _on_requested(state: JobState | None, event: JobRequested) -> JobState:
+    if state is None:
+        return JobState(
+            job_id=event.job_id,
+            status=JobStatus.QUEUED,
+            created_at=event.occurred_at,
+            updated_at=event.occurred_at,
+            model_version=event.model_version,
+        )
+    # A repeat, or the request seen after later events: fill in, never move status back.
+    return replace(
+        state,
+        created_at=min(state.created_at, event.occurred_at),
+        model_version=state.model_version or event.model_version,
+    )
+
+
+def _on_started(state: JobState, event: JobStarted) -> JobState:
+    return replace(
+        state,
+        status=_advance(state, JobStatus.STARTED),
+        started_at=state.started_at or event.occurred_at,
+        attempts=max(state.attempts, event.attempt),
+    )
+
+
+def _on_retrying(state: JobState, event: JobRetrying) -> JobState:
+    return replace(
+        state,
+        status=_advance(state, JobStatus.STARTED),
+        retry_count=state.retry_count + 1,
+        attempts=max(state.attempts, event.attempt),
+        error_type=event.error_type,
+        error=event.error,
+    )
+
+
+def _on_succeeded(state: JobState, event: JobSucceeded) -> JobState:
+    result = JobResult(event.label, event.score, dict(event.probabilities), event.model_version)
+    return replace(
+        state,
+        status=JobStatus.SUCCEEDED,
+        finished_at=event.occurred_at,
+        attempts=max(state.attempts, event.attempt),
+        result=result,
+        error_type=None,
+        error=None,
+    )
+
+
+def _on_failed(state: JobState, event: JobFailed) -> JobState:
+    return replace(
+        state,
+        status=JobStatus.FAILED,
+        finished_at=event.occurred_at,
+        attempts=max(state.attempts, event.attempt),
+        error_type=event.error_type,
+        error=event.error,
+    )
+
+
+def _placeholder(event: Event) -> JobState:
+    """State for a job whose first seen event is not its request."""
+    return JobState(
+        job_id=event.job_id,
+        status=JobStatus.QUEUED,
+        created_at=event.occurred_at,
+        updated_at=event.occurred_at,
+    )
+
+
+def evolve(state: JobState | None, event: Event) -> JobState:
+    """The job after `event`; the same state when the event changes nothing."""
+    if state is not None and state.job_id != event.job_id:
+        raise ValueError(f"event for job {event.job_id} applied to job {state.job_id}")
+    if isinstance(event, JobRequested):
+        return _on_requested(state, event)
+    current = state or _placeholder(event)
+    if current.status.is_terminal:
+        return current
+    if isinstance(event, JobStarted):
+        after = _on_started(current, event)
+    elif isinstance(event, JobRetrying):
+        after = _on_retrying(current, event)
+    elif isinstance(event, JobSucceeded):
+        after = _on_succeeded(current, event)
+    elif isinstance(event, JobFailed):
+        after = _on_failed(current, event)
+    else:
+        return current
+    return replace(after, updated_at=max(current.updated_at, event.occurred_at))
+
+
+def fold(events: Iterable[Event], states: dict[str, JobState] | None = None) -> dict[str, JobState]:
+    """Every job's state after `events`, starting from `states` (not modified)."""
+    jobs = dict(states or {})
+    for event in events:
+        jobs[event.job_id] = evolve(jobs.get(event.job_id), event)
+    return jobs

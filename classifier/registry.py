@@ -1,0 +1,213 @@
+"""Model registry: versioned scikit-learn pipelines stored as ``.skops`` files plus JSON manifests.
+
+Layout of a models directory::
+
+    <version>.skops   the pipeline, written by ``skops.io.dump`` (never pickle)
+    <version>.json    its manifest, written last, so only complete models are listed
+
+Heavy libraries (scikit-learn, skops, numpy) are imported lazily in ``load``: the API imports
+this module only to list versions and must stay light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from domain.errors import PermanentError, UnknownModelVersionError
+
+MANIFEST_SUFFIX = ".json"
+MODEL_SUFFIX = ".skops"
+
+# Versions become file names; anything outside this pattern could escape the models directory.
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+# Types we let skops instantiate beyond its own defaults. It already trusts these today (so
+# get_untrusted_types normally returns nothing), but a future skops may trust less; listing the
+# pipeline's own types keeps loading working then, while anything else is still refused.
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.ndarray",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.pipeline.FeatureUnion",
+        "sklearn.pipeline.Pipeline",
+    }
+)
+
+
+class ModelIntegrityError(PermanentError):
+    """A model file that is missing, altered, or holds types we refuse to load."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        self.version = version
+        self.reason = reason
+        super().__init__(f"model {version!r} failed integrity check: {reason}")
+
+
+def is_valid_version(version: str) -> bool:
+    return VERSION_PATTERN.fullmatch(version) is not None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    version: str
+    sha256: str
+    created_at: str
+    accuracy: float
+    n_train: int
+    n_test: int
+    labels: tuple[str, ...]
+    sklearn_version: str
+    skops_version: str
+    data_sha256: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelManifest:
+        raw = json.loads(text)
+        return cls(
+            version=str(raw["version"]),
+            sha256=str(raw["sha256"]),
+            created_at=str(raw["created_at"]),
+            accuracy=float(raw["accuracy"]),
+            n_train=int(raw["n_train"]),
+            n_test=int(raw["n_test"]),
+            labels=tuple(str(label) for label in raw["labels"]),
+            sklearn_version=str(raw["sklearn_version"]),
+            skops_version=str(raw["skops_version"]),
+            data_sha256=str(raw["data_sha256"]),
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class Classifier:
+    """A loaded pipeline bound to its version; safe to share between threads (read-only)."""
+
+    def __init__(self, version: str, pipeline: Any) -> None:
+        self.version = version
+        self._pipeline = pipeline
+        self.labels: tuple[str, ...] = tuple(str(c) for c in pipeline.classes_)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        # One call for the whole batch: vectorizing and the matrix product amortize well.
+        rows = self._pipeline.predict_proba(list(texts)).tolist()
+        return [self._to_prediction(row) for row in rows]
+
+    def _to_prediction(self, row: list[float]) -> Prediction:
+        probabilities = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
+        label = max(self.labels, key=probabilities.__getitem__)
+        return Prediction(label=label, score=probabilities[label], probabilities=probabilities)
+
+
+class ModelRegistry:
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+        self._cache: dict[str, Classifier] = {}
+        self._lock = threading.Lock()
+
+    def versions(self) -> tuple[str, ...]:
+        if not self.models_dir.is_dir():
+            return ()
+        stems = (p.stem for p in self.models_dir.glob(f"*{MANIFEST_SUFFIX}") if p.is_file())
+        return tuple(sorted(s for s in stems if is_valid_version(s)))
+
+    def has(self, version: str) -> bool:
+        return is_valid_version(version) and self._manifest_path(version).is_file()
+
+    def manifest(self, version: str) -> ModelManifest:
+        if not self.has(version):
+            raise UnknownModelVersionError(version, self.versions())
+        try:
+            return ModelManifest.from_json(self._manifest_path(version).read_text("utf-8"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelIntegrityError(version, f"unreadable manifest: {exc}") from exc
+
+    def load(self, version: str) -> Classifier:
+        # Held across the load so concurrent first requests do not each deserialize the model.
+        with self._lock:
+            cached = self._cache.get(version)
+            if cached is None:
+                cached = self._load_uncached(version)
+                self._cache[version] = cached
+            return cached
+
+    def _load_uncached(self, version: str) -> Classifier:
+        manifest = self.manifest(version)
+        if manifest.version != version:
+            raise ModelIntegrityError(version, f"manifest names version {manifest.version!r}")
+        pipeline = _deserialize(version, self._read_verified(version, manifest.sha256))
+        if not (hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")):
+            raise ModelIntegrityError(version, f"{type(pipeline).__name__} is not a classifier")
+        classifier = Classifier(version, pipeline)
+        if classifier.labels != manifest.labels:
+            reason = f"labels {classifier.labels} differ from manifest {manifest.labels}"
+            raise ModelIntegrityError(version, reason)
+        return classifier
+
+    def _read_verified(self, version: str, expected_sha256: str) -> bytes:
+        # Hash and deserialize the same bytes, so the file cannot change between check and use.
+        try:
+            data = self._model_path(version).read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(version, f"cannot read model file: {exc}") from exc
+        actual = sha256_bytes(data)
+        if actual != expected_sha256:
+            reason = f"sha256 {actual} does not match manifest {expected_sha256}"
+            raise ModelIntegrityError(version, reason)
+        return data
+
+    def _manifest_path(self, version: str) -> Path:
+        return self.models_dir / f"{version}{MANIFEST_SUFFIX}"
+
+    def _model_path(self, version: str) -> Path:
+        return self.models_dir / f"{version}{MODEL_SUFFIX}"
+
+
+def untrusted_types(data: bytes) -> list[str]:
+    """Types in a skops payload that skops would not load by default."""
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=data))
+
+
+def refused_types(untrusted: Sequence[str]) -> list[str]:
+    """The untrusted types that our allow-list does not cover either."""
+    return sorted(set(untrusted) - TRUSTED_TYPES)
+
+
+def _deserialize(version: str, data: bytes) -> Any:
+    import skops.io
+
+    untrusted = untrusted_types(data)
+    refused = refused_types(untrusted)
+    if refused:
+        raise ModelIntegrityError(version, f"refusing untrusted types: {', '.join(refused)}")
+    try:
+        return skops.io.load(io.BytesIO(data), trusted=untrusted)
+    except Exception as exc:  # skops raises many kinds on a malformed archive
+        raise ModelIntegrityError(version, f"cannot deserialize: {exc}") from exc

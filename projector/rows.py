@@ -1,0 +1,55 @@
+"""Mapping between the domain's JobState and rows of the `jobs` table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from domain.job import JobResult, JobState, JobStatus
+
+
+def to_row(state: JobState, last_entry_id: str) -> dict[str, Any]:
+    result = state.result
+    return {
+        "job_id": state.job_id,
+        "status": state.status.value,
+        "model_version": state.model_version,
+        "result_label": result.label if result else None,
+        "result_score": result.score if result else None,
+        "result_probabilities": result.probabilities if result else None,
+        "result_model_version": result.model_version if result else None,
+        "error_type": state.error_type,
+        "error": state.error,
+        "retry_count": state.retry_count,
+        "attempts": state.attempts,
+        "created_at": state.created_at,
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "updated_at": state.updated_at,
+        "last_entry_id": last_entry_id,
+    }
+
+
+def to_state(row: Mapping[Any, Any]) -> JobState:
+    result = None
+    if row["result_label"] is not None:
+        result = JobResult(
+            label=row["result_label"],
+            score=row["result_score"],
+            probabilities=dict(row["result_probabilities"] or {}),
+            model_version=row["result_model_version"],
+        )
+    return JobState(
+        job_id=str(row["job_id"]),
+        status=JobStatus(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model_version=row["model_version"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        retry_count=row["retry_count"],
+        attempts=row["attempts"],
+        result=result,
+        error_type=row["error_type"],
+        error=row["error"],
+    )

@@ -1,0 +1,62 @@
+"""The projector loop: read the log after the checkpoint, apply, repeat."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+from sqlalchemy.exc import OperationalError
+
+from infra.eventlog import stream_entries
+from projector.settings import ProjectorSettings
+from projector.store import Checkpoint, CheckpointMovedError, ProjectionStore
+
+log = logging.getLogger(__name__)
+
+
+class Projector:
+    def __init__(
+        self, settings: ProjectorSettings, client: redis.Redis, store: ProjectionStore
+    ) -> None:
+        self._settings = settings
+        self._redis = client
+        self._store = store
+        self._stream = settings.names.events
+
+    def run(self, stop: threading.Event) -> None:
+        checkpoint: Checkpoint | None = None
+        backoff_s = 0.1
+        while not stop.is_set():
+            try:
+                checkpoint = checkpoint or self._store.checkpoint()
+                checkpoint = self.step(checkpoint)
+                backoff_s = 0.1
+            except CheckpointMovedError as exc:
+                log.warning("%s; reloading the checkpoint", exc)
+                checkpoint = None
+            except (redis.RedisError, OperationalError) as exc:
+                log.warning("dependency unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                checkpoint = None
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+
+    def step(self, checkpoint: Checkpoint, block_ms: int | None = None) -> Checkpoint:
+        """Read one batch after `checkpoint` and apply it; returns the new checkpoint."""
+        block = self._settings.read_block_ms if block_ms is None else block_ms
+        reply = self._redis.xread(
+            {self._stream: checkpoint.last_entry_id},
+            count=self._settings.read_count,
+            block=block or None,  # BLOCK 0 would wait forever
+        )
+        entries = stream_entries(reply)
+        return self._store.apply(checkpoint, entries)
+
+    def catch_up(self) -> Checkpoint:
+        """Apply everything in the log now (tests and rebuilds)."""
+        checkpoint = self._store.checkpoint()
+        while True:
+            after = self.step(checkpoint, block_ms=0)
+            if after == checkpoint:
+                return after
+            checkpoint = after

@@ -1,0 +1,173 @@
+"""The projector against real Redis and PostgreSQL: the rows are the fold of the log."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from sqlalchemy import delete, select
+
+from domain.events import JobRetrying, JobStarted, JobSucceeded, encode
+from domain.job import fold
+from infra.names import Names
+from infra.schema import jobs, projector_checkpoints
+from projector.rows import to_state
+from projector.runner import Projector
+from projector.settings import ProjectorSettings
+from projector.store import Checkpoint, ProjectionStore
+from tests.support import log_events, submit
+
+
+@pytest.fixture
+def make_projector(redis_url, database_url, names, redis_client, engine):
+    def build(read_count: int = 500) -> Projector:
+        settings = ProjectorSettings(
+            redis_url=redis_url,
+            database_url=database_url,
+            stream_prefix=names.prefix,
+            read_count=read_count,
+            read_block_ms=10,
+        )
+        return Projector(settings, redis_client, ProjectionStore(engine, "jobs"))
+
+    return build
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def progress(client: redis.Redis, names: Names, job_id: str, retries: int, label: str) -> None:
+    """Append what a consumer would: start, some retries, success."""
+    client.xadd(
+        names.events,
+        encode(JobStarted(job_id=job_id, occurred_at=now(), consumer="c", attempt=1)),
+    )
+    for attempt in range(1, retries + 1):
+        retry = JobRetrying(
+            job_id=job_id,
+            occurred_at=now(),
+            consumer="c",
+            attempt=attempt,
+            error_type="TransientInferenceError",
+            error="flaky",
+            delay_ms=1,
+        )
+        client.xadd(names.events, encode(retry))
+    done = JobSucceeded(
+        job_id=job_id,
+        occurred_at=now(),
+        consumer="c",
+        attempt=retries + 1,
+        label=label,
+        score=0.8,
+        probabilities={label: 0.8, "x": 0.2},
+        model_version="m",
+        inference_ms=0.5,
+    )
+    client.xadd(names.events, encode(done))
+
+
+def rows(engine) -> dict:
+    with engine.connect() as conn:
+        return {str(r["job_id"]): to_state(r) for r in conn.execute(select(jobs)).mappings()}
+
+
+def expected(client: redis.Redis, names: Names) -> dict:
+    return fold(event for _, event in log_events(client, names))
+
+
+def load(client: redis.Redis, names: Names, count: int) -> list[str]:
+    job_ids = [submit(client, names, f"message number {i}") for i in range(count)]
+    for i, job_id in enumerate(job_ids):
+        if i % 3:
+            progress(client, names, job_id, retries=i % 4, label="ham" if i % 2 else "spam")
+    return job_ids
+
+
+def test_rows_equal_the_fold_of_the_log(make_projector, redis_client, names, engine):
+    load(redis_client, names, 30)
+    make_projector(read_count=7).catch_up()
+    assert rows(engine) == expected(redis_client, names)
+
+
+def test_checkpoint_records_the_last_entry_and_count(make_projector, redis_client, names, engine):
+    load(redis_client, names, 5)
+    checkpoint = make_projector().catch_up()
+    entries = redis_client.xrange(names.events)
+    assert checkpoint == Checkpoint(entries[-1][0], len(entries))
+    assert ProjectionStore(engine, "jobs").checkpoint() == checkpoint
+
+
+def test_a_crash_before_commit_applies_nothing_and_the_retry_applies_once(
+    make_projector, redis_client, names, engine, monkeypatch
+):
+    load(redis_client, names, 10)
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("projector died mid-transaction")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProjectionStore, "_write_checkpoint", crash)
+        with pytest.raises(RuntimeError):
+            make_projector().catch_up()
+    assert rows(engine) == {}
+    assert ProjectionStore(engine, "jobs").checkpoint() == Checkpoint()
+    make_projector().catch_up()
+    assert rows(engine) == expected(redis_client, names)
+
+
+def test_two_projectors_never_apply_an_event_twice(make_projector, redis_client, names, engine):
+    load(redis_client, names, 60)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        projector = make_projector(read_count=5)
+        for _ in range(200):
+            try:
+                projector.catch_up()
+                return
+            except Exception as exc:  # the loser of a race reloads and goes on, like run()
+                if type(exc).__name__ != "CheckpointMovedError":
+                    failures.append(exc)
+                    return
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert rows(engine) == expected(redis_client, names)
+
+
+def test_invalid_entries_are_passed_over(make_projector, redis_client, names, engine):
+    good = submit(redis_client, names, "hello")
+    redis_client.xadd(names.events, {"type": "Nonsense", "v": "1"})
+    redis_client.xadd(
+        names.events,
+        {
+            "type": "JobStarted",
+            "v": "1",
+            "job_id": "not-a-uuid",
+            "occurred_at": "2026-11-28T12:00:00Z",
+            "consumer": "c",
+            "attempt": "1",
+        },
+    )
+    checkpoint = make_projector().catch_up()
+    assert set(rows(engine)) == {good}
+    assert checkpoint.entries_read == 3
+
+
+def test_a_rebuild_from_the_log_gives_the_same_rows(make_projector, redis_client, names, engine):
+    load(redis_client, names, 25)
+    make_projector().catch_up()
+    live = rows(engine)
+    with engine.begin() as conn:
+        conn.execute(delete(jobs))
+        conn.execute(delete(projector_checkpoints))
+    make_projector(read_count=3).catch_up()
+    assert rows(engine) == live

@@ -1,0 +1,1 @@
+"""Inference workers: a Redis Streams consumer group that turns JobRequested into outcomes."""

@@ -1,0 +1,51 @@
+"""Running one prediction with a time limit, turning every failure into a typed error."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from classifier.registry import Classifier, ModelRegistry, Prediction
+from consumer import faults
+from domain.errors import InferenceError, InferenceTimeoutError, InferFlowError
+
+log = logging.getLogger(__name__)
+
+
+class InferenceRunner:
+    """Predicts in a worker thread so that a stuck prediction cannot stall the consumer."""
+
+    def __init__(self, registry: ModelRegistry, timeout_ms: int, fault_injection: bool) -> None:
+        self._registry = registry
+        self._timeout_ms = timeout_ms
+        self._fault_injection = fault_injection
+        self._pool = self._new_pool()
+
+    @staticmethod
+    def _new_pool() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    def predict(self, text: str, model_version: str, attempt: int) -> Prediction:
+        classifier = self._registry.load(model_version)
+        future = self._pool.submit(self._call, classifier, text, attempt)
+        try:
+            return future.result(timeout=self._timeout_ms / 1000)
+        except FutureTimeout:
+            # A thread cannot be killed; leave it to finish alone and predict on a fresh one.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise InferenceTimeoutError(self._timeout_ms) from None
+
+    def _call(self, classifier: Classifier, text: str, attempt: int) -> Prediction:
+        if self._fault_injection:
+            faults.inject(text, attempt)
+        try:
+            return classifier.predict([text])[0]
+        except InferFlowError:
+            raise
+        except Exception as exc:  # the model's own failure: permanent, with its message
+            raise InferenceError(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

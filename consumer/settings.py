@@ -1,0 +1,28 @@
+"""Configuration of one consumer process, from the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+
+from infra.settings import CommonSettings
+
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ConsumerSettings(CommonSettings):
+    consumer_name: str = Field(default_factory=_default_name, min_length=1)
+    read_count: int = Field(default=16, ge=1, le=1000)
+    read_block_ms: int = Field(default=1000, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_initial_ms: int = Field(default=100, ge=0)
+    retry_max_ms: int = Field(default=2000, ge=0)
+    retry_jitter_ms: int = Field(default=100, ge=0)
+    inference_timeout_ms: int = Field(default=5000, ge=1)
+    claim_idle_ms: int = Field(default=30000, ge=100)
+    claim_interval_ms: int = Field(default=1000, ge=10)
+    fault_injection: bool = False

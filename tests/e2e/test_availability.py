@@ -41,3 +41,27 @@ def test_ready_is_503_while_redis_is_down_and_submissions_get_503(make_service, 
         server.restart()
         assert service.http.get("/ready").status_code == 200
         assert service.submit("hello").status_code == 202
+
+
+def test_ready_is_503_while_postgres_is_down_and_submissions_still_work(make_service, tmp_path):
+    from infra.migrations import upgrade
+    from tests.servers import embedded_postgres
+
+    with embedded_postgres(tmp_path) as server:
+        upgrade(server.url)
+        service: Service = make_service(DATABASE_URL=server.url, DEPENDENCY_TIMEOUT_MS="1000")
+        service.start("api")
+        assert service.http.get("/ready").status_code == 200
+        server.kill()
+        ready = service.http.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["postgres"]["status"] == "down"
+        assert "postgres" in ready.json()["detail"]
+        # The log, not the database, accepts jobs: a 202 still means the job is stored.
+        accepted = service.submit("limited time offer, click now")
+        assert accepted.status_code == 202
+        job = service.http.get(f"/v1/jobs/{accepted.json()['job_id']}")
+        assert job.status_code == 503
+        assert job.headers["content-type"] == "application/problem+json"
+        server.start()
+        assert service.http.get("/ready").status_code == 200

@@ -23,6 +23,7 @@ class ConsumerSettings(CommonSettings):
     retry_max_ms: int = Field(default=2000, ge=0)
     retry_jitter_ms: int = Field(default=100, ge=0)
     inference_timeout_ms: int = Field(default=5000, ge=1)
-    claim_idle_ms: int = Field(default=30000, ge=100)
+    claim_idle_ms: int = Field(default=5000, ge=100)
     claim_interval_ms: int = Field(default=1000, ge=10)
+    max_deliveries: int = Field(default=5, ge=1)
     fault_injection: bool = False

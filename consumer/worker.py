@@ -2,6 +2,8 @@
 
 An entry is acknowledged only by the script that appends its terminal event, so a consumer that
 dies mid-job leaves the entry pending, and another consumer claims it after `claim_idle_ms`.
+An entry claimed more than `max_deliveries` times is taken to crash whoever runs it: its job
+fails and the request is copied to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from tenacity import (
 )
 
 from classifier.registry import Prediction
+from consumer.deadletters import dead_letter_fields
+from consumer.holding import HeldEntries
 from consumer.inference import InferenceRunner
 from consumer.settings import ConsumerSettings
-from domain.errors import InferFlowError
+from domain.errors import DeliveryLimitExceededError, InferFlowError
 from domain.events import (
     Event,
     JobFailed,
@@ -63,6 +67,8 @@ class Worker:
         self._finish = client.register_script(FINISH_SCRIPT)
         self._next_claim_at = 0.0
         self._claim_cursor = "0-0"
+        self._stop = threading.Event()
+        self.held = HeldEntries(client, self._names, self.name, settings.claim_idle_ms)
 
     @property
     def name(self) -> str:
@@ -79,23 +85,48 @@ class Worker:
                 raise
 
     def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set, then hand back what was not started and return."""
+        self._stop = stop
         self.ensure_group()
+        self.held.start()
         backoff_s = 0.1
-        while not stop.is_set():
-            try:
-                self.poll_once()
-                backoff_s = 0.1
-            except redis.RedisError as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
+        try:
+            while not stop.is_set():
+                try:
+                    self.poll_once()
+                    backoff_s = 0.1
+                except redis.RedisError as exc:
+                    log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                    stop.wait(backoff_s)
+                    backoff_s = min(backoff_s * 2, 5.0)
+        finally:
+            self._hand_back()
+            self.held.close()
 
     def poll_once(self) -> int:
         """Handle one batch of entries: stale ones claimed from dead consumers, then new ones."""
         entries = self._claim_stale() + self._read_new()
-        for entry_id, fields in entries:
-            self._handle(entry_id, fields)
+        ids = [entry_id for entry_id, _ in entries]
+        self.held.hold(ids)
+        try:
+            for entry_id, fields in entries:
+                if self._stop.is_set():
+                    break
+                self._handle(entry_id, fields)
+                self.held.release(entry_id)
+        except BaseException:
+            # Stop the heartbeat for the whole batch: once idle, any consumer (this one
+            # included) claims the entries again. Kept alive, they would never run.
+            self.held.release(*ids)
+            raise
         return len(entries)
+
+    def _hand_back(self) -> None:
+        try:
+            if handed := self.held.hand_back():
+                log.info("handed back %d entries for other consumers", handed)
+        except redis.RedisError as exc:
+            log.warning("could not hand back entries (%s); they will be claimed when idle", exc)
 
     def _read_new(self) -> list[Entry]:
         reply = self._redis.xreadgroup(
@@ -120,9 +151,45 @@ class Worker:
             count=self._settings.read_count,
         )
         self._claim_cursor = cursor
-        if claimed:
-            log.info("claimed %d stale entries", len(claimed))
-        return [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+        entries = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+        if not entries:
+            return []
+        log.info("claimed %d stale entries", len(entries))
+        deliveries = self._deliveries([entry_id for entry_id, _ in entries])
+        over = {i for i, n in deliveries.items() if n > self._settings.max_deliveries}
+        for entry_id, fields in entries:
+            if entry_id in over:
+                self._dead_letter(entry_id, fields, deliveries[entry_id])
+        return [entry for entry in entries if entry[0] not in over]
+
+    def _deliveries(self, entry_ids: list[str]) -> dict[str, int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xpending_range(
+                self._names.events, self._names.workers_group, entry_id, entry_id, 1, self.name
+            )
+        replies = pipe.execute()
+        return {
+            reply[0]["message_id"]: int(reply[0]["times_delivered"]) for reply in replies if reply
+        }
+
+    def _dead_letter(self, entry_id: str, fields: dict[str, str], deliveries: int) -> None:
+        error = DeliveryLimitExceededError(deliveries, self._settings.max_deliveries)
+        if fields.get("type") != JobRequested.__name__ or not fields.get("job_id"):
+            self._redis.xack(self._names.events, self._names.workers_group, entry_id)
+            return
+        failed = JobFailed(
+            job_id=fields["job_id"],
+            occurred_at=self._clock(),
+            consumer=self.name,
+            attempt=0,
+            error_type=type(error).__name__,
+            error=str(error),
+            transient=False,
+        )
+        letter = dead_letter_fields(entry_id, fields, deliveries, str(error), self._clock())
+        if self._redis_finish(entry_id, failed, letter):
+            log.error("job %s: %s", fields["job_id"], error)
 
     def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
         if fields.get("type") != JobRequested.__name__:
@@ -239,6 +306,8 @@ class Worker:
     def _append(self, event: Event) -> None:
         self._redis.xadd(self._names.events, stream_fields(event))
 
-    def _redis_finish(self, entry_id: str, outcome: Event) -> bool:
-        keys, argv = finish_args(self._names, self.name, entry_id, outcome)
+    def _redis_finish(
+        self, entry_id: str, outcome: Event, dead_letter: dict[str, str] | None = None
+    ) -> bool:
+        keys, argv = finish_args(self._names, self.name, entry_id, outcome, dead_letter)
         return self._finish(keys=keys, args=argv) is not None

@@ -43,6 +43,18 @@ class InferenceTimeoutError(PermanentError):
         super().__init__(f"inference timed out after {timeout_ms} ms")
 
 
+class DeliveryLimitExceededError(PermanentError):
+    """A request delivered so often without finishing that it is taken to kill its consumer."""
+
+    def __init__(self, deliveries: int, limit: int) -> None:
+        self.deliveries = deliveries
+        self.limit = limit
+        super().__init__(
+            f"delivered {deliveries} times without finishing (limit {limit}); "
+            "moved to the dead-letter stream"
+        )
+
+
 class InferenceError(PermanentError):
     """The model raised while predicting; the input or the model is at fault."""
 

@@ -32,14 +32,34 @@ end
 return {1, ARGV[1], entry}
 """
 
-# KEYS: stream. ARGV: group, consumer, entry id, then the terminal event's field/value pairs.
+# KEYS: stream, and the dead-letter stream when the entry goes there too.
+# ARGV: group, consumer, entry id, N, the terminal event's N field/value strings, then the
+# dead-letter entry's field/value strings (when KEYS[2] is given).
 # Returns the new entry id, or false when the entry is no longer this consumer's.
 FINISH_SCRIPT = """
 local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #owned == 0 then return false end
-local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+local last = 4 + tonumber(ARGV[4])
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5, last))
+if KEYS[2] then redis.call('XADD', KEYS[2], '*', unpack(ARGV, last + 1)) end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 return entry
+"""
+
+# KEYS: stream. ARGV: group, consumer, idle ms, then entry ids.
+# Sets the idle time of each entry this consumer still owns: 0 keeps a long job from being
+# claimed (heartbeat); the claim threshold hands an entry back for others to claim at once.
+# XCLAIM with JUSTID does not count as a delivery.
+RESET_IDLE_SCRIPT = """
+local reset = 0
+for i = 4, #ARGV do
+  local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #owned == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
+    reset = reset + 1
+  end
+end
+return reset
 """
 
 
@@ -49,6 +69,11 @@ Entry = tuple[str, dict[str, str]]
 def stream_entries(reply: Any) -> list[Entry]:
     """The entries of an XREAD/XREADGROUP reply (decoded responses), in order."""
     return [entry for _stream, entries in reply or [] for entry in entries]
+
+
+def range_entries(reply: Any) -> list[Entry]:
+    """The entries of an XRANGE reply (decoded responses)."""
+    return list(reply or [])
 
 
 def stream_fields(event: Event) -> dict[Any, Any]:
@@ -96,8 +121,15 @@ def parse_submission(reply: Sequence[bytes | str | int]) -> Submission:
 
 
 def finish_args(
-    names: Names, consumer: str, entry_id: str, event: Event
+    names: Names,
+    consumer: str,
+    entry_id: str,
+    event: Event,
+    dead_letter: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """KEYS and ARGV for FINISH_SCRIPT."""
-    argv = [names.workers_group, consumer, entry_id, *flat_args(encode(event))]
-    return [names.events], argv
+    outcome = flat_args(encode(event))
+    argv = [names.workers_group, consumer, entry_id, str(len(outcome)), *outcome]
+    if dead_letter is None:
+        return [names.events], argv
+    return [names.events, names.dead_letters], argv + flat_args(dead_letter)

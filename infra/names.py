@@ -25,6 +25,11 @@ class Names:
         """Consumer group of the inference workers on the event log."""
         return WORKERS_GROUP
 
+    @property
+    def dead_letters(self) -> str:
+        """Stream of requests that were delivered too often without finishing."""
+        return f"{self.prefix}:dead-letters"
+
     def job(self, job_id: str) -> str:
         """String: stream entry id of the job's JobRequested, for reads before projection."""
         return f"{self.prefix}:job:{job_id}"

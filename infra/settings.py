@@ -19,6 +19,7 @@ class CommonSettings(BaseSettings):
     models_dir: Path = Path("models")
     default_model_version: str = "spam-tfidf-lr-v1"
     log_level: str = "INFO"
+    job_index_ttl_s: int = Field(default=7 * 86400, ge=60)
 
     @field_validator("database_url")
     @classmethod

@@ -198,3 +198,93 @@ def test_a_slow_consumer_that_lost_its_entry_cannot_write_a_second_outcome(
     assert len(outcomes) == 1
     assert outcomes[0].consumer == "fast"
     assert pending(redis_client, names) == 0
+
+
+def test_a_live_consumers_long_job_is_not_claimed(make_worker, redis_client, names):
+    job_id = submit(redis_client, names, "[[sleep_ms:900]] " + SPAM)
+    busy = make_worker("busy", claim_idle_ms=300, inference_timeout_ms=5000)
+    other = make_worker("other", claim_idle_ms=300, claim_interval_ms=10)
+    busy.held.start()
+    thread = threading.Thread(target=busy.poll_once)
+    thread.start()
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:  # other keeps looking for idle entries meanwhile
+        other.poll_once()
+    thread.join()
+    busy.held.close()
+    drain(other)
+    events = job_events(redis_client, names, job_id)
+    assert event_types(events) == ["JobRequested", "JobStarted", "JobSucceeded"]
+    assert {e.consumer for e in events[1:]} == {"busy"}
+
+
+def test_a_request_delivered_too_often_is_dead_lettered_and_can_be_redriven(
+    make_worker, redis_client, names
+):
+    from consumer import deadletters
+
+    worker = make_worker("w", claim_idle_ms=100, claim_interval_ms=10, max_deliveries=3)
+    job_id = submit(redis_client, names, SPAM)
+    (entry_id, _), *_ = redis_client.xrange(names.events)
+    # Three consumers took the entry in turn and died: three deliveries.
+    redis_client.xreadgroup(names.workers_group, "ghost-1", {names.events: ">"}, count=1)
+    for ghost in ("ghost-2", "ghost-3"):
+        redis_client.xclaim(names.events, names.workers_group, ghost, 0, [entry_id])
+    time.sleep(0.15)
+    drain(worker)  # the fourth delivery goes over the limit
+    failed = job_events(redis_client, names, job_id)[-1]
+    assert isinstance(failed, JobFailed)
+    assert failed.error_type == "DeliveryLimitExceededError"
+    assert failed.error.startswith("delivered 4 times without finishing (limit 3)")
+    assert pending(redis_client, names) == 0
+    letters = deadletters.list_letters(redis_client, names)
+    assert [(letter.job_id, letter.deliveries) for letter in letters] == [(job_id, 4)]
+    assert letters[0].request is not None and letters[0].request.text == SPAM
+
+    [(redriven, new_job)] = deadletters.redrive(redis_client, names, [letters[0].entry_id], 3600)
+    assert redriven.entry_id == letters[0].entry_id
+    assert new_job != job_id
+    drain(worker)
+    assert job_events(redis_client, names, new_job)[-1].label == "spam"
+    assert deadletters.list_letters(redis_client, names) == []
+    assert event_types(job_events(redis_client, names, job_id)).count("JobFailed") == 1
+
+
+def test_a_stopping_consumer_hands_back_what_it_has_not_started(make_worker, redis_client, names):
+    jobs = [submit(redis_client, names, f"[[sleep_ms:300]] note {i}") for i in range(4)]
+    leaving = make_worker("leaving", claim_idle_ms=60000, read_count=4)
+    stop = threading.Event()
+    thread = threading.Thread(target=leaving.run, args=(stop,))
+    thread.start()
+    time.sleep(0.1)  # it holds all four and works on the first
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    # Handed-back entries look idle for the whole claim threshold: claimable at once.
+    taker = make_worker("taker", claim_idle_ms=60000, claim_interval_ms=10)
+    drain(taker)
+    outcomes = [job_events(redis_client, names, job)[-1] for job in jobs]
+    assert all(isinstance(e, JobSucceeded) for e in outcomes)
+    assert outcomes[0].consumer == "leaving"
+    assert {e.consumer for e in outcomes[1:]} == {"taker"}
+    assert pending(redis_client, names) == 0
+
+
+def test_a_batch_interrupted_by_an_error_is_not_kept_alive(make_worker, redis_client, names):
+    worker = make_worker("w", claim_idle_ms=200, claim_interval_ms=10, read_count=5)
+    jobs = [submit(redis_client, names, f"note {i}") for i in range(3)]
+    original = worker._redis_finish
+
+    def redis_dies(*_args, **_kwargs):
+        raise redis.ConnectionError("connection lost")
+
+    worker._redis_finish = redis_dies
+    with pytest.raises(redis.ConnectionError):
+        worker.poll_once()
+    assert pending(redis_client, names) == 3
+    worker._redis_finish = original
+    worker.held.start()
+    time.sleep(0.3)  # a heartbeat would keep the entries from ever looking idle
+    drain(worker)
+    worker.held.close()
+    assert all(isinstance(job_events(redis_client, names, j)[-1], JobSucceeded) for j in jobs)

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint train migrate clean
+.PHONY: install run test lint train migrate openapi clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ train: install
 
 migrate: install
 	$(PY) -m alembic upgrade head
+
+## Write docs/openapi.json (default settings); a test fails while it differs from the served one.
+openapi: install
+	$(PY) -m api openapi --output docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,16 +1,20 @@
-"""`python -m api`: serve the HTTP API with uvicorn."""
+"""`python -m api`: serve the HTTP API; `python -m api openapi`: write its OpenAPI description."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
+from pathlib import Path
 
 import uvicorn
 
 from api.settings import ApiSettings
 
+DEFAULT_SPEC_PATH = Path("docs/openapi.json")
 
-def main() -> None:
+
+def serve() -> None:
     settings = ApiSettings()
     if settings.api_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several worker processes must pool their metrics to report true totals.
@@ -25,6 +29,28 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def write_openapi(output: Path) -> None:
+    from api.app import create_app
+    from api.openapi import default_settings, render
+
+    # Built from defaults, not the environment, so every machine writes the same file.
+    app = create_app(default_settings())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(app.openapi()), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    spec = commands.add_parser("openapi", help="write the OpenAPI description (default settings)")
+    spec.add_argument("--output", type=Path, default=DEFAULT_SPEC_PATH)
+    args = parser.parse_args(argv)
+    if args.command == "openapi":
+        write_openapi(args.output)
+    else:
+        serve()
 
 
 if __name__ == "__main__":

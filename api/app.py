@@ -10,20 +10,14 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from api import metrics, problems
+from api import metrics, openapi, problems
 from api.deps import Services
+from api.limits import BodySizeLimit
 from api.routes import health, inference, jobs
 from api.settings import ApiSettings
 from api.store import EventLogClient, ProjectionReader
 from classifier.registry import ModelRegistry
 from infra import logs
-
-DESCRIPTION = """Asynchronous text classification on an event log.
-
-`POST /v1/inference` accepts a job (202) and appends `JobRequested` to a Redis Stream; workers
-append the outcome; `GET /v1/jobs/{job_id}` reads the job from its PostgreSQL projection.
-Errors are RFC 9457 problem details (`application/problem+json`).
-"""
 
 
 def _build_services(settings: ApiSettings) -> Services:
@@ -73,8 +67,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         yield
         await svc.close()
 
-    app = FastAPI(title="InferFlow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="InferFlow",
+        version="0.1.0",
+        description=openapi.description(settings),
+        lifespan=lifespan,
+    )
     problems.install(app)
+    openapi.install(app)
+    # Added before the timing middleware so that it runs inside it: 413s are timed too.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(_time_requests)
     for router in (inference.router, jobs.router, health.router):
         app.include_router(router)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from http.client import responses as reason_phrases
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,12 +26,20 @@ TYPE_PREFIX = "urn:inferflow:problem:"
 RETRY_AFTER_S = 1
 
 
-class BadRequestError(InferFlowError):
+class RefusedRequestError(InferFlowError):
     """A request the API refuses before doing anything (a bad header, a malformed body)."""
 
-    def __init__(self, slug: str, title: str, detail: str) -> None:
-        self.slug, self.title, self.detail = slug, title, detail
+    def __init__(self, slug: str, title: str, detail: str, status: int = 400) -> None:
+        self.slug, self.title, self.detail, self.status = slug, title, detail, status
         super().__init__(detail)
+
+
+class ProblemResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        # ASCII escapes: a detail quoting hostile input (a field named "\ud800") still encodes.
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 def problem(
@@ -42,7 +52,7 @@ def problem(
 ) -> JSONResponse:
     body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
     body.update(extensions)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -65,7 +75,8 @@ async def _on_validation(_request: Request, exc: RequestValidationError) -> JSON
 
 
 async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    # Starlette raises these for unknown paths (404) and methods (405, with its Allow header).
+    title = reason_phrases.get(exc.status_code, "HTTP error")
     return problem(
         exc.status_code,
         f"http-{exc.status_code}",
@@ -76,8 +87,8 @@ async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONRespon
 
 
 async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, BadRequestError):
-        return problem(400, exc.slug, exc.title, exc.detail)
+    if isinstance(exc, RefusedRequestError):
+        return problem(exc.status, exc.slug, exc.title, exc.detail)
     if isinstance(exc, UnknownModelVersionError):
         return problem(
             422,

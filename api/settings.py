@@ -12,6 +12,7 @@ class ApiSettings(CommonSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
     idempotency_ttl_s: int = Field(default=86400, ge=1)
-    job_index_ttl_s: int = Field(default=7 * 86400, ge=60)
     ready_max_projector_lag_s: float = Field(default=0.0, ge=0.0)
     dependency_timeout_ms: int = Field(default=2000, ge=1)
+    # Bodies are refused (413) above this size before anything parses them.
+    max_body_bytes: int = Field(default=65536, ge=1024)

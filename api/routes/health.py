@@ -9,15 +9,39 @@ from fastapi.responses import JSONResponse
 
 from api import metrics
 from api.deps import Services, services
+from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
 from api.problems import RETRY_AFTER_S, problem
+from api.schemas import HealthBody, NotReadyProblem, ReadyBody
 from domain.errors import DependencyUnavailableError
 
 router = APIRouter()
 
+NOT_READY = problem_response(
+    "A dependency is down, or the projector is further behind than READY_MAX_PROJECTOR_LAG_S.",
+    example(
+        503,
+        "not-ready",
+        "Not ready",
+        "redis: Connection refused",
+        checks={
+            "redis": {"status": "down", "reason": "Connection refused"},
+            "postgres": {"status": "ok"},
+        },
+    ),
+    model=NotReadyProblem,
+    headers=RETRY_AFTER,
+)
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+
+@router.get(
+    "/health",
+    response_model=HealthBody,
+    summary="Liveness",
+    response_description="The process is up.",
+    responses={**SERVER_ERROR},
+)
+async def health() -> HealthBody:
+    return HealthBody()
 
 
 async def _check(name: str, probe: Any, checks: dict[str, Any]) -> None:
@@ -43,7 +67,13 @@ async def _projector_check(svc: Services, checks: dict[str, Any]) -> None:
     }
 
 
-@router.get("/ready", response_model=None)
+@router.get(
+    "/ready",
+    response_model=None,
+    summary="Readiness",
+    response_description="Redis and PostgreSQL answer and the projector keeps up.",
+    responses={200: {"model": ReadyBody}, 503: NOT_READY, **SERVER_ERROR},
+)
 async def ready(svc: Annotated[Services, Depends(services)]) -> JSONResponse | dict[str, Any]:
     checks: dict[str, Any] = {}
     await _check("redis", svc.log.ping(), checks)
@@ -63,7 +93,13 @@ async def ready(svc: Annotated[Services, Depends(services)]) -> JSONResponse | d
     return {"status": "ready", "checks": checks}
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    response_description="Prometheus text exposition format.",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **SERVER_ERROR},
+)
 async def scrape(svc: Annotated[Services, Depends(services)]) -> Response:
     try:
         counts = await svc.projection.status_counts()

@@ -5,23 +5,126 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from api import metrics
 from api.deps import Services, services
-from api.problems import BadRequestError
-from api.schemas import InferenceRequest, JobAccepted
+from api.limits import JsonBodyRoute
+from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
+from api.problems import RefusedRequestError
+from api.schemas import MAX_TEXT_CHARS, InferenceRequest, JobAccepted, UnprocessableProblem
 from api.store import utcnow
 from domain.errors import IdempotencyKeyReusedError
 from domain.events import JobRequested
 from domain.ids import new_job_id
 
-router = APIRouter()
+# The JSON gate runs before FastAPI parses the body: 415 and 400 come before any 422.
+router = APIRouter(route_class=JsonBodyRoute)
 
-_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+KEY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
+# Printable ASCII; HTTP strips surrounding spaces, so a key can neither start nor end with one.
+KEY_PATTERN = "^[!-~]([ -~]{0,253}[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes the submission safe to retry: 1 to 255 printable ASCII characters "
+    "(no surrounding spaces), sent at most once. See Idempotency in the API description.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
+    "example": "order-4711-retry-safe",
+}
+
+ACCEPTED_HEADERS = {
+    "Location": {
+        "description": "Where to read the job: /v1/jobs/{job_id}.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    REPLAY_HEADER: {
+        "description": "Present, and `true`, only when this 202 replays the job that the "
+        "Idempotency-Key already named.",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"headers": ACCEPTED_HEADERS},
+    400: problem_response(
+        "The body is not UTF-8 JSON, or the Idempotency-Key is invalid.",
+        example(400, "malformed-json", "Malformed JSON", "The body is empty; send a JSON object."),
+        example(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters, sent once.",
+        ),
+    ),
+    413: problem_response(
+        "The body is larger than MAX_BODY_BYTES.",
+        example(
+            413,
+            "content-too-large",
+            "Content too large",
+            "The request body is larger than 65536 bytes.",
+        ),
+    ),
+    415: problem_response(
+        "The body is not declared as application/json in UTF-8.",
+        example(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the body as application/json (UTF-8); got text/plain.",
+        ),
+    ),
+    422: problem_response(
+        "JSON that is not a valid request, an unknown model version, or a reused key.",
+        example(
+            422,
+            "validation-error",
+            "Invalid request",
+            "body.text: Value error, text must not be blank",
+            errors=[
+                {
+                    "field": "body.text",
+                    "message": "Value error, text must not be blank",
+                    "type": "value_error",
+                }
+            ],
+        ),
+        example(
+            422,
+            "unknown-model-version",
+            "Unknown model version",
+            "unknown model version 'v9' (available: spam-tfidf-lr-v1)",
+            available=["spam-tfidf-lr-v1"],
+        ),
+        example(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used with a different request body",
+        ),
+        model=UnprocessableProblem,
+    ),
+    503: problem_response(
+        "Redis did not answer; the job was not stored. Retry after Retry-After seconds.",
+        example(
+            503,
+            "dependency-unavailable",
+            "Service unavailable",
+            "redis unavailable: Connection refused",
+        ),
+        headers=RETRY_AFTER,
+    ),
+    **SERVER_ERROR,
+}
 
 
 def _fingerprint(text: str, model_version: str) -> str:
@@ -29,23 +132,37 @@ def _fingerprint(text: str, model_version: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_key(key: str | None) -> None:
-    if key is not None and not _KEY.fullmatch(key):
-        raise BadRequestError(
+def idempotency_key(request: Request) -> str | None:
+    """The request's key, checked before the body is validated (a bad key is 400, not 422)."""
+    values = request.headers.getlist(KEY_HEADER)
+    if not values:
+        return None
+    if len(values) > 1 or not _KEY.fullmatch(values[0]):
+        raise RefusedRequestError(
             "invalid-idempotency-key",
             "Invalid Idempotency-Key",
-            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters, sent once.",
         )
+    return values[0]
 
 
-@router.post("/v1/inference", status_code=202, response_model=JobAccepted)
+@router.post(
+    "/v1/inference",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Submit a text for classification",
+    description=f"Accepts a job: `text` (1 to {MAX_TEXT_CHARS} characters after stripping) and "
+    "an optional `model_version`. Answers 202 as soon as the job is in the event log.",
+    response_description="Accepted: the job is in the event log (or this replays it).",
+    responses=RESPONSES,
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
+)
 async def submit(
     body: InferenceRequest,
     response: Response,
     svc: Annotated[Services, Depends(services)],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[str | None, Depends(idempotency_key)],
 ) -> JobAccepted:
-    _check_key(idempotency_key)
     version = body.model_version or svc.settings.default_model_version
     svc.require_model(version)
     event = JobRequested(
@@ -53,11 +170,7 @@ async def submit(
     )
     fingerprint = _fingerprint(body.text, version)
     submission = await svc.log.submit(
-        event,
-        idempotency_key,
-        fingerprint,
-        svc.settings.job_index_ttl_s,
-        svc.settings.idempotency_ttl_s,
+        event, key, fingerprint, svc.settings.job_index_ttl_s, svc.settings.idempotency_ttl_s
     )
     if not submission.created:
         if submission.fingerprint != fingerprint:

@@ -2,23 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 
 from api.deps import Services, services
-from api.schemas import JobBody, JobResultBody
+from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
+from api.schemas import EXAMPLE_JOB_ID, JobBody, JobResultBody
 from domain.ids import is_job_id
 from domain.job import JobState
 
 router = APIRouter()
+
+JOB_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: problem_response(
+        "No job with this id was ever accepted (or the id is not in the UUID format).",
+        example(404, "http-404", "Not Found", f"no job {EXAMPLE_JOB_ID}"),
+    ),
+    503: problem_response(
+        "PostgreSQL or Redis did not answer. Retry after Retry-After seconds.",
+        example(
+            503,
+            "dependency-unavailable",
+            "Service unavailable",
+            "postgres unavailable: no answer within 2.0 s",
+        ),
+        headers=RETRY_AFTER,
+    ),
+    **SERVER_ERROR,
+}
+
+JobId = Annotated[
+    str,
+    Path(
+        description="A job id as the 202 returned it: a UUID in canonical lowercase form. "
+        "Any other string is 404 without a database read.",
+        examples=[EXAMPLE_JOB_ID],
+        json_schema_extra={"pattern": JOB_ID_PATTERN},
+    ),
+]
 
 
 def to_body(state: JobState) -> JobBody:
     result = state.result
     return JobBody(
         job_id=state.job_id,
-        status=state.status.value,
+        status=state.status,
         model_version=state.model_version,
         result=JobResultBody(
             label=result.label,
@@ -39,8 +70,18 @@ def to_body(state: JobState) -> JobBody:
     )
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobBody)
-async def get_job(job_id: str, svc: Annotated[Services, Depends(services)]) -> JobBody:
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=JobBody,
+    summary="Read a job",
+    description="The job as the projection shows it; a job the projector has not reached yet "
+    "is read from its JobRequested event (status `queued`), so a read right after a 202 never "
+    "gives 404.",
+    response_description="The job.",
+    responses=RESPONSES,
+)
+async def get_job(job_id: JobId, svc: Annotated[Services, Depends(services)]) -> JobBody:
+    # Checked first so that arbitrary strings never reach PostgreSQL's uuid column.
     if not is_job_id(job_id):
         raise HTTPException(404, f"no job {job_id}")
     state = await svc.projection.job(job_id) or await svc.log.accepted_job(job_id)

@@ -24,7 +24,7 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy domain api consumer projector infra classifier
+	$(PY) -m mypy domain api consumer projector infra classifier bench
 
 train: install
 	$(PY) -m classifier.train

@@ -19,6 +19,7 @@ import redis
 
 from classifier.train import DEFAULT_DATA, DEFAULT_VERSION, train
 from domain.events import JobStarted, decode
+from infra.eventlog import range_entries
 from infra.migrations import upgrade
 from infra.names import Names
 from tests.conftest import fresh_database
@@ -27,7 +28,7 @@ from tests.servers import postgres_server, redis_server
 
 
 def starts(client: redis.Redis, names: Names, job_id: str) -> list[JobStarted]:
-    events = (decode(fields) for _, fields in client.xrange(names.events))
+    events = (decode(fields) for _, fields in range_entries(client.xrange(names.events)))
     return [e for e in events if isinstance(e, JobStarted) and e.job_id == job_id]
 
 

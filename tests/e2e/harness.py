@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -98,13 +99,14 @@ class Service:
                 proc.wait()
         self.http.close()
 
-    def submit(self, text: str, **extra: object) -> httpx.Response:
-        headers = extra.pop("headers", None)
+    def submit(
+        self, text: str, headers: dict[str, str] | None = None, **extra: object
+    ) -> httpx.Response:
         return self.http.post("/v1/inference", json={"text": text, **extra}, headers=headers)
 
-    def wait_terminal(self, job_id: str, timeout_s: float = 30) -> dict:
+    def wait_terminal(self, job_id: str, timeout_s: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
-        body: dict = {}
+        body: dict[str, Any] = {}
         while time.monotonic() < deadline:
             response = self.http.get(f"/v1/jobs/{job_id}")
             assert response.status_code == 200, response.text

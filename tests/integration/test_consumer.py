@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -288,3 +292,33 @@ def test_a_batch_interrupted_by_an_error_is_not_kept_alive(make_worker, redis_cl
     drain(worker)
     worker.held.close()
     assert all(isinstance(job_events(redis_client, names, j)[-1], JobSucceeded) for j in jobs)
+
+
+def test_the_dead_letters_command_lists_and_redrives(redis_url, redis_client, names):
+    from consumer.deadletters import dead_letter_fields
+
+    job_id = submit(redis_client, names, SPAM)
+    (entry_id, fields), *_ = redis_client.xrange(names.events)
+    letter = dead_letter_fields(entry_id, fields, 6, "delivered 6 times", datetime.now(UTC))
+    letter_id = redis_client.xadd(names.dead_letters, letter)
+    env = {**os.environ, "REDIS_URL": redis_url, "STREAM_PREFIX": names.prefix}
+
+    def command(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "consumer", "dead-letters", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    listing = command("list")
+    assert f"{letter_id}  job {job_id}  deliveries 6" in listing
+    assert "1 dead letters" in listing
+    redriven = command("redrive", "--all")
+    assert f"{letter_id}  job {job_id} -> new job " in redriven
+    assert redis_client.xlen(names.dead_letters) == 0
+    new_job = redriven.split("-> new job ")[1].split()[0]
+    assert job_events(redis_client, names, new_job)[0].text == SPAM

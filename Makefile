@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint train migrate openapi clean
+.PHONY: install run test lint train migrate openapi bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ migrate: install
 ## Write docs/openapi.json (default settings); a test fails while it differs from the served one.
 openapi: install
 	$(PY) -m api openapi --output docs/openapi.json
+
+## Load a whole InferFlow on this machine (embedded servers unless URLs are set) and report.
+bench: install
+	$(PY) -m bench
+	$(PY) -m bench.recovery
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -11,20 +11,15 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
 import redis
 
-from classifier.train import DEFAULT_DATA, DEFAULT_VERSION, train
+from bench.stack import running_stack
 from domain.events import JobStarted, decode
 from infra.eventlog import range_entries
-from infra.migrations import upgrade
 from infra.names import Names
-from tests.conftest import fresh_database
 from tests.e2e.harness import Service
-from tests.servers import postgres_server, redis_server
 
 
 def starts(client: redis.Redis, names: Names, job_id: str) -> list[JobStarted]:
@@ -47,28 +42,13 @@ def trial(service: Service, client: redis.Redis, replacement: int) -> float:
 
 
 def measure(trials: int, work: Path) -> list[float]:
-    with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server())
-        postgres_url = stack.enter_context(postgres_server())
-        database = stack.enter_context(fresh_database(postgres_url, "template1"))
-        upgrade(database)
-        train(DEFAULT_DATA, DEFAULT_VERSION, work / "models")
-        names = Names(f"bench-{uuid.uuid4().hex[:8]}")
-        env = {
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": database,
-            "STREAM_PREFIX": names.prefix,
-            "MODELS_DIR": str(work / "models"),
-            "FAULT_INJECTION": "true",
-            "INFERENCE_TIMEOUT_MS": "10000",
-        }
-        service = Service(env, work, names)
-        stack.callback(service.close)
-        service.start_all(consumers=2)
-        client = redis.Redis.from_url(redis_url, decode_responses=True)
-        stack.callback(client.close)
-        stack.callback(lambda: client.delete(*client.keys(f"{names.prefix}:*")))
-        return [trial(service, client, i) for i in range(trials)]
+    env = {"INFERENCE_TIMEOUT_MS": "10000", "FAULT_INJECTION": "true"}
+    with running_stack(work, consumers=2, **env) as service:
+        client = redis.Redis.from_url(service.env["REDIS_URL"], decode_responses=True)
+        try:
+            return [trial(service, client, i) for i in range(trials)]
+        finally:
+            client.close()
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, get_type_hints
 
 from domain.errors import InvalidEventError
+from domain.upcasting import upcast
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +35,8 @@ class JobRequested(Event):
 
     text: str
     model_version: str
+    # W3C trace context of the submitting request; "" in events written before it existed.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +155,13 @@ _FIELD_TYPES: Mapping[type[Event], dict[str, Any]] = {
 }
 
 
+# Fields with a plain default may be missing on the wire (added after events were written).
+_OPTIONAL_FIELDS: Mapping[type[Event], frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
+    for cls in EVENT_TYPES.values()
+}
+
+
 def encode(event: Event) -> dict[str, str]:
     """The event as flat string fields, in a stable order."""
     cls = type(event)
@@ -166,16 +176,17 @@ def _text(value: str | bytes) -> str:
 
 
 def decode(raw: Mapping[str, str] | Mapping[bytes, bytes]) -> Event:
-    """The event that `encode` wrote; `InvalidEventError` for anything else."""
+    """The event that `encode` wrote, upcast to the current version; `InvalidEventError` for
+    anything else."""
     fields = {_text(k): _text(v) for k, v in raw.items()}
     cls = EVENT_TYPES.get(fields.get("type", ""))
     if cls is None:
         raise InvalidEventError(f"unknown event type {fields.get('type')!r}")
-    if fields.get("v") != str(cls.schema_version):
-        version = fields.get("v")
-        raise InvalidEventError(f"{cls.__name__} has unsupported schema version {version!r}")
+    fields = upcast(fields, cls.__name__, cls.schema_version)
     values: dict[str, Any] = {}
     for name, kind in _FIELD_TYPES[cls].items():
+        if name not in fields and name in _OPTIONAL_FIELDS[cls]:
+            continue  # an optional field added later: older events lack it
         if name not in fields:
             raise InvalidEventError(f"{cls.__name__} lacks field {name!r}")
         try:

@@ -54,3 +54,22 @@ projector_checkpoints = Table(
     Column("entries_read", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Every entry of the event log, append-only, written by the projector in the same transaction as
+# the rows it folds into, so the Redis stream can be trimmed without losing history. Stream ids
+# compare as (ms, seq) numbers, not as text, hence the two bigint columns to order by.
+events = Table(
+    "events",
+    metadata,
+    Column("entry_id", Text, primary_key=True),
+    Column("entry_ms", BigInteger, nullable=False),
+    Column("entry_seq", BigInteger, nullable=False),
+    # Null for entries that do not decode; they are archived as they are all the same.
+    Column("job_id", Text),
+    Column("type", Text),
+    Column("schema_version", Integer),
+    Column("occurred_at", DateTime(timezone=True)),
+    Column("fields", JSONB, nullable=False),
+)
+Index("events_position_idx", events.c.entry_ms, events.c.entry_seq, unique=True)
+Index("events_job_idx", events.c.job_id, events.c.entry_ms, events.c.entry_seq)

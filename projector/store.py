@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.errors import InferFlowError
@@ -20,6 +20,7 @@ from domain.ids import is_job_id
 from domain.job import JobState, evolve
 from infra.eventlog import Entry
 from infra.schema import jobs, projector_checkpoints
+from projector import archive
 from projector.rows import to_row, to_state
 
 log = logging.getLogger(__name__)
@@ -56,15 +57,26 @@ def decode_entries(entries: Sequence[Entry]) -> list[tuple[str, Event]]:
 
 
 class ProjectionStore:
-    def __init__(self, engine: Engine, name: str) -> None:
+    """One projection: a jobs table and its checkpoint, by name, so that a rebuild can fold the
+    same log into a shadow table beside the live one."""
+
+    def __init__(
+        self, engine: Engine, name: str, table: Table = jobs, archives: bool = True
+    ) -> None:
         self._engine = engine
         self._name = name
+        self._table = table
+        self._archives = archives
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     def checkpoint(self) -> Checkpoint:
         with self._engine.connect() as conn:
-            return self._read_checkpoint(conn, lock=False)
+            return self.read_checkpoint(conn, lock=False)
 
-    def _read_checkpoint(self, conn: Connection, lock: bool) -> Checkpoint:
+    def read_checkpoint(self, conn: Connection, lock: bool) -> Checkpoint:
         query = select(projector_checkpoints).where(projector_checkpoints.c.name == self._name)
         row = conn.execute(query.with_for_update() if lock else query).mappings().first()
         if row is None:
@@ -76,12 +88,22 @@ class ProjectionStore:
         if not entries:
             return expected
         with self._engine.begin() as conn:
-            if self._read_checkpoint(conn, lock=True) != expected:
-                raise CheckpointMovedError(f"projection {self._name} moved past {expected}")
-            changed = self._fold(conn, decode_entries(entries))
-            self._write_rows(conn, changed)
-            after = Checkpoint(entries[-1][0], expected.entries_read + len(entries))
-            self._write_checkpoint(conn, after)
+            return self.apply_in(conn, expected, entries, self._archives)
+
+    def apply_in(
+        self, conn: Connection, expected: Checkpoint, entries: Sequence[Entry], archives: bool
+    ) -> Checkpoint:
+        """`apply` inside the caller's transaction; the archive is written when `archives`."""
+        if not entries:
+            return expected
+        if self.read_checkpoint(conn, lock=True) != expected:
+            raise CheckpointMovedError(f"projection {self._name} moved past {expected}")
+        changed = self._fold(conn, decode_entries(entries))
+        self._write_rows(conn, changed)
+        if archives:
+            archive.write(conn, entries)
+        after = Checkpoint(entries[-1][0], expected.entries_read + len(entries))
+        self._write_checkpoint(conn, after)
         return after
 
     def _fold(
@@ -98,21 +120,24 @@ class ProjectionStore:
                 changed[event.job_id] = (after, entry_id)
         return changed
 
-    @staticmethod
-    def _load(conn: Connection, ids: list[str]) -> dict[str, JobState]:
+    def _load(self, conn: Connection, ids: list[str]) -> dict[str, JobState]:
         if not ids:
             return {}
-        query = select(jobs).where(jobs.c.job_id.in_(ids)).with_for_update()
+        table = self._table
+        query = select(table).where(table.c.job_id.in_(ids)).with_for_update()
         return {str(row["job_id"]): to_state(row) for row in conn.execute(query).mappings()}
 
-    @staticmethod
-    def _write_rows(conn: Connection, changed: dict[str, tuple[JobState, str]]) -> None:
+    def _write_rows(self, conn: Connection, changed: dict[str, tuple[JobState, str]]) -> None:
         if not changed:
             return
         rows = [to_row(state, entry_id) for state, entry_id in changed.values()]
-        stmt = insert(jobs)
-        update = {c.name: stmt.excluded[c.name] for c in jobs.columns if c.name != "job_id"}
+        stmt = insert(self._table)
+        columns = self._table.columns
+        update = {c.name: stmt.excluded[c.name] for c in columns if c.name != "job_id"}
         conn.execute(stmt.on_conflict_do_update(index_elements=["job_id"], set_=update), rows)
+
+    def write_checkpoint(self, conn: Connection, checkpoint: Checkpoint) -> None:
+        self._write_checkpoint(conn, checkpoint)
 
     def _write_checkpoint(self, conn: Connection, checkpoint: Checkpoint) -> None:
         values = {

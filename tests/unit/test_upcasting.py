@@ -1,0 +1,66 @@
+"""Old schema versions are upcast to the current one when decoded."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain import upcasting
+from domain.errors import InvalidEventError
+from domain.events import JobRequested, decode
+
+JOB = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+V0 = {"type": "JobRequested", "v": "0", "job_id": JOB, "occurred_at": "2026-11-28T12:00:00Z",
+      "text": "hello"}  # fmt: skip
+
+
+def add_model_version(fields):
+    """A synthetic v0 of JobRequested had no model_version: it ran the default model."""
+    return {**fields, "model_version": "spam-tfidf-lr-v1"}
+
+
+def test_an_old_version_is_upcast_to_the_current_one():
+    with upcasting.registered("JobRequested", 0, add_model_version):
+        event = decode(V0)
+    assert event == JobRequested(
+        job_id=JOB, occurred_at=event.occurred_at, text="hello", model_version="spam-tfidf-lr-v1"
+    )
+
+
+def test_without_an_upcaster_the_old_version_is_refused():
+    with pytest.raises(InvalidEventError, match="unsupported schema version '0'"):
+        decode(V0)
+
+
+def test_a_chain_of_upcasters_runs_in_order():
+    seen = []
+
+    def step(version):
+        def upcast(fields):
+            seen.append(version)
+            return dict(fields)
+
+        return upcast
+
+    # As if the current version were 2: v0 -> v1 -> v2.
+    with (
+        upcasting.registered("JobRequested", 0, lambda f: add_model_version(step(0)(f))),
+        upcasting.registered("JobRequested", 1, step(1)),
+    ):
+        fields = upcasting.upcast(V0, "JobRequested", 2)
+    assert seen == [0, 1]
+    assert fields["v"] == "2"
+    assert fields["model_version"] == "spam-tfidf-lr-v1"
+
+
+@pytest.mark.parametrize("version", ["2", "01", " 1", "", "x"])
+def test_versions_newer_or_not_canonical_are_refused(version):
+    with pytest.raises(InvalidEventError, match="unsupported schema version"):
+        upcasting.upcast({**V0, "v": version}, "JobRequested", 1)
+
+
+def test_an_upcaster_cannot_be_registered_twice():
+    with (
+        upcasting.registered("JobRequested", 0, add_model_version),
+        pytest.raises(ValueError, match="already registered"),
+    ):
+        upcasting.register("JobRequested", 0, add_model_version)

@@ -10,15 +10,30 @@ from pathlib import Path
 import uvicorn
 
 from api.settings import ApiSettings
+from infra import logs
 
 DEFAULT_SPEC_PATH = Path("docs/openapi.json")
 
 
+def _pool_metrics() -> None:
+    """Several worker processes must pool their metrics to report true totals.
+
+    Files left by an earlier run would add its counts to ours, so a given directory is emptied.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inferflow-metrics-")
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
+
+
 def serve() -> None:
     settings = ApiSettings()
-    if settings.api_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Several worker processes must pool their metrics to report true totals.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inferflow-metrics-")
+    logs.configure(settings.log_level, "api", settings.log_format)
+    if settings.api_workers > 1:
+        _pool_metrics()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -27,6 +42,7 @@ def serve() -> None:
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to ours: one format for every line
         timeout_graceful_shutdown=10,
     )
 

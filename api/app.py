@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from api import metrics, openapi, problems
 from api.deps import Services
 from api.limits import BodySizeLimit
-from api.routes import health, inference, jobs
+from api.routes import events, health, inference, jobs
 from api.settings import ApiSettings
 from api.store import EventLogClient, ProjectionReader
 from classifier.registry import ModelRegistry
@@ -50,15 +50,15 @@ async def _time_requests(
     response = await call_next(request)
     route = request.scope.get("route")
     path = getattr(route, "path", "unmatched")
-    metrics.REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
-        time.perf_counter() - began
-    )
+    labels = (request.method, path, str(response.status_code))
+    metrics.REQUESTS.labels(*labels).inc()
+    metrics.REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - began)
     return response
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
-    logs.configure(settings.log_level, "api")
+    logs.configure(settings.log_level, "api", settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +78,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # Added before the timing middleware so that it runs inside it: 413s are timed too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(_time_requests)
-    for router in (inference.router, jobs.router, health.router):
+    for router in (inference.router, jobs.router, events.router, health.router):
         app.include_router(router)
     return app

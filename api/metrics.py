@@ -28,6 +28,14 @@ JOBS_SUBMITTED = Counter("inferflow_jobs_submitted_total", "Jobs accepted (202) 
 IDEMPOTENT_REPLAYS = Counter(
     "inferflow_idempotent_replays_total", "Submissions answered from an Idempotency-Key."
 )
+REQUESTS = Counter(
+    "inferflow_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+)
+PROBLEMS = Counter(
+    "inferflow_http_problems_total",
+    "Problem details answered (4xx and 5xx), by problem type.",
+    ["type"],
+)
 REQUEST_SECONDS = Histogram(
     "inferflow_http_request_duration_seconds",
     "HTTP request latency.",

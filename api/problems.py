@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import metrics
 from domain.errors import (
     DependencyUnavailableError,
     IdempotencyKeyReusedError,
@@ -52,6 +53,7 @@ def problem(
 ) -> JSONResponse:
     body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
     body.update(extensions)
+    metrics.PROBLEMS.labels(slug).inc()
     return ProblemResponse(body, status_code=status, headers=headers)
 
 

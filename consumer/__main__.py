@@ -12,7 +12,7 @@ import sys
 import redis
 
 from classifier.registry import ModelRegistry
-from consumer import deadletters
+from consumer import deadletters, metrics
 from consumer.inference import InferenceRunner
 from consumer.settings import ConsumerSettings
 from consumer.worker import Worker
@@ -27,12 +27,13 @@ def serve(settings: ConsumerSettings, client: redis.Redis) -> None:
     worker = Worker(settings, client, runner)
     if registry.has(settings.default_model_version):
         registry.load(settings.default_model_version)  # the first job should not pay for loading
-    logging.getLogger(__name__).info("consumer %s started", worker.name)
+    metrics.serve(settings.metrics_port)
+    logging.getLogger(__name__).info("consumer started", extra={"consumer": worker.name})
     try:
         worker.run(stop)
     finally:
         runner.close()
-    logging.getLogger(__name__).info("consumer %s stopped", worker.name)
+    logging.getLogger(__name__).info("consumer stopped", extra={"consumer": worker.name})
 
 
 def list_letters(settings: ConsumerSettings, client: redis.Redis) -> None:
@@ -69,7 +70,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     settings = ConsumerSettings()
-    logs.configure(settings.log_level, "consumer")
+    logs.configure(settings.log_level, "consumer", settings.log_format)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         if args.command is None:

@@ -79,6 +79,7 @@ def redrive(
             occurred_at=datetime.now(UTC),
             text=letter.request.text,
             model_version=letter.request.model_version,
+            traceparent=letter.request.traceparent,  # the redriven job stays in the same trace
         )
         keys, argv = submit_args(names, event, None, "", job_index_ttl_s, 1)
         accepted = parse_submission(submit(keys=keys, args=argv))

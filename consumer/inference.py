@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from classifier.registry import Classifier, ModelRegistry, Prediction
-from consumer import faults
+from consumer import faults, metrics
 from domain.errors import InferenceError, InferenceTimeoutError, InferFlowError
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class InferenceRunner:
             # A thread cannot be killed; leave it to finish alone and predict on a fresh one.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
+            metrics.TIMEOUTS.inc()
             raise InferenceTimeoutError(self._timeout_ms) from None
 
     def _call(self, classifier: Classifier, text: str, attempt: int) -> Prediction:

@@ -27,3 +27,5 @@ class ConsumerSettings(CommonSettings):
     claim_interval_ms: int = Field(default=1000, ge=10)
     max_deliveries: int = Field(default=5, ge=1)
     fault_injection: bool = False
+    # 0: /metrics not served (several consumers on one host would need a port each).
+    metrics_port: int = Field(default=0, ge=0, le=65535)

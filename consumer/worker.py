@@ -24,6 +24,7 @@ from tenacity import (
 )
 
 from classifier.registry import Prediction
+from consumer import metrics
 from consumer.deadletters import dead_letter_fields
 from consumer.holding import HeldEntries
 from consumer.inference import InferenceRunner
@@ -39,6 +40,7 @@ from domain.events import (
     decode,
 )
 from infra.eventlog import FINISH_SCRIPT, Entry, finish_args, stream_entries, stream_fields
+from infra.tracing import trace_id
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,10 @@ class Worker:
                     self.poll_once()
                     backoff_s = 0.1
                 except redis.RedisError as exc:
-                    log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                    log.warning(
+                        "redis unavailable; retrying",
+                        extra={"consumer": self.name, "error": str(exc), "retry_in_s": backoff_s},
+                    )
                     stop.wait(backoff_s)
                     backoff_s = min(backoff_s * 2, 5.0)
         finally:
@@ -107,6 +112,8 @@ class Worker:
         """Handle one batch of entries: stale ones claimed from dead consumers, then new ones."""
         entries = self._claim_stale() + self._read_new()
         ids = [entry_id for entry_id, _ in entries]
+        if entries:
+            metrics.BATCH_SIZE.observe(len(entries))
         self.held.hold(ids)
         try:
             for entry_id, fields in entries:
@@ -124,9 +131,15 @@ class Worker:
     def _hand_back(self) -> None:
         try:
             if handed := self.held.hand_back():
-                log.info("handed back %d entries for other consumers", handed)
+                log.info(
+                    "handed back entries for other consumers",
+                    extra={"consumer": self.name, "entries": handed},
+                )
         except redis.RedisError as exc:
-            log.warning("could not hand back entries (%s); they will be claimed when idle", exc)
+            log.warning(
+                "could not hand back entries; they will be claimed when idle",
+                extra={"consumer": self.name, "error": str(exc)},
+            )
 
     def _read_new(self) -> list[Entry]:
         reply = self._redis.xreadgroup(
@@ -154,7 +167,8 @@ class Worker:
         entries = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
         if not entries:
             return []
-        log.info("claimed %d stale entries", len(entries))
+        metrics.RECLAIMED.inc(len(entries))
+        log.info("claimed stale entries", extra={"consumer": self.name, "entries": len(entries)})
         deliveries = self._deliveries([entry_id for entry_id, _ in entries])
         over = {i for i, n in deliveries.items() if n > self._settings.max_deliveries}
         for entry_id, fields in entries:
@@ -189,7 +203,17 @@ class Worker:
         )
         letter = dead_letter_fields(entry_id, fields, deliveries, str(error), self._clock())
         if self._redis_finish(entry_id, failed, letter):
-            log.error("job %s: %s", fields["job_id"], error)
+            metrics.DEAD_LETTERS.inc()
+            metrics.JOBS.labels("failed").inc()
+            log.error(
+                "job sent to the dead-letter stream",
+                extra={
+                    **self._job_fields(fields["job_id"], fields.get("traceparent", "")),
+                    "event": "JobFailed",
+                    "error": str(error),
+                    "deliveries": deliveries,
+                },
+            )
 
     def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
         if fields.get("type") != JobRequested.__name__:
@@ -207,13 +231,36 @@ class Worker:
                 job_id=request.job_id, occurred_at=self._clock(), consumer=self.name, attempt=1
             )
         )
+        began = time.perf_counter()
         outcome = self._execute(request)
-        if self._redis_finish(entry_id, outcome):
-            log.info("job %s %s", request.job_id, type(outcome).__name__)
-        else:
-            log.warning(
-                "job %s was claimed by another consumer; dropped our outcome", request.job_id
-            )
+        finished = self._redis_finish(entry_id, outcome)
+        self._report(request, outcome, finished, (time.perf_counter() - began) * 1000)
+
+    def _job_fields(self, job_id: str, traceparent: str) -> dict[str, object]:
+        """The structured log fields naming a job and this consumer."""
+        fields: dict[str, object] = {"job_id": job_id, "consumer": self.name}
+        if trace := trace_id(traceparent):
+            fields["trace_id"] = trace
+        return fields
+
+    def _report(
+        self, request: JobRequested, outcome: Event, finished: bool, duration_ms: float
+    ) -> None:
+        extra = {
+            **self._job_fields(request.job_id, request.traceparent),
+            "event": type(outcome).__name__,
+            "attempt": getattr(outcome, "attempt", 0),
+            "duration_ms": round(duration_ms, 3),
+        }
+        if not finished:
+            metrics.JOBS.labels("superseded").inc()
+            log.warning("job claimed by another consumer; dropped our outcome", extra=extra)
+            return
+        succeeded = isinstance(outcome, JobSucceeded)
+        metrics.JOBS.labels("succeeded" if succeeded else "failed").inc()
+        if isinstance(outcome, JobFailed):
+            extra["error"] = outcome.error
+        log.info("job finished", extra=extra)
 
     def _execute(self, request: JobRequested) -> Event:
         attempt_no, elapsed_ms = 0, 0.0
@@ -233,10 +280,14 @@ class Worker:
                 with attempt:
                     attempt_no = attempt.retry_state.attempt_number
                     began = time.perf_counter()
-                    prediction = self._runner.predict(
-                        request.text, request.model_version, attempt_no
-                    )
-                    elapsed_ms = (time.perf_counter() - began) * 1000
+                    try:
+                        prediction = self._runner.predict(
+                            request.text, request.model_version, attempt_no
+                        )
+                    finally:
+                        elapsed_s = time.perf_counter() - began
+                        metrics.INFERENCE_SECONDS.observe(elapsed_s)
+                    elapsed_ms = elapsed_s * 1000
         except InferFlowError as exc:
             return self._failed(request, attempt_no, exc)
         return self._succeeded(request, attempt_no, prediction, elapsed_ms)
@@ -244,6 +295,17 @@ class Worker:
     def _announce_retry(self, request: JobRequested, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay_s = state.next_action.sleep if state.next_action else 0.0
+        metrics.RETRIES.labels(type(exc).__name__).inc()
+        log.info(
+            "attempt failed; retrying",
+            extra={
+                **self._job_fields(request.job_id, request.traceparent),
+                "event": "JobRetrying",
+                "attempt": state.attempt_number,
+                "error": str(exc),
+                "delay_ms": round(delay_s * 1000),
+            },
+        )
         self._append(
             JobRetrying(
                 job_id=request.job_id,
@@ -289,7 +351,7 @@ class Worker:
         """A request that does not decode cannot run; fail its job if it names one."""
         job_id = fields.get("job_id")
         if not job_id:
-            log.error("dropping undecodable entry %s: %s", entry_id, exc)
+            log.error("dropping undecodable entry", extra={"entry_id": entry_id, "error": str(exc)})
             self._redis.xack(self._names.events, self._names.workers_group, entry_id)
             return
         failed = JobFailed(
@@ -301,7 +363,12 @@ class Worker:
             error=str(exc),
             transient=False,
         )
-        self._redis_finish(entry_id, failed)
+        if self._redis_finish(entry_id, failed):
+            metrics.JOBS.labels("failed").inc()
+            log.error(
+                "job failed: its request does not decode",
+                extra={**self._job_fields(job_id, ""), "event": "JobFailed", "error": str(exc)},
+            )
 
     def _append(self, event: Event) -> None:
         self._redis.xadd(self._names.events, stream_fields(event))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,7 @@ class CommonSettings(BaseSettings):
     models_dir: Path = Path("models")
     default_model_version: str = "spam-tfidf-lr-v1"
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
     job_index_ttl_s: int = Field(default=7 * 86400, ge=60)
 
     @field_validator("database_url")

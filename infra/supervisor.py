@@ -27,6 +27,7 @@ RUN_DIR = REPO_ROOT / ".run"
 DEFAULT_MODEL_FILE = "spam-tfidf-lr-v1.json"
 ROLE_STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.2
+CONSUMER_METRICS_BASE_PORT = 9110  # consumer-1 serves /metrics on 9111, consumer-2 on 9112, ...
 
 Server = EmbeddedRedis | EmbeddedPostgres
 
@@ -126,10 +127,19 @@ def start_role(name: str, group: str, module: str, env: dict[str, str]) -> Role:
     return Role(name, group, proc)
 
 
+def consumer_metrics_port(i: int) -> str:
+    """Consumer i's /metrics port: consumers share a host here, so each needs its own."""
+    return str(CONSUMER_METRICS_BASE_PORT + i)
+
+
 def start_roles(env: dict[str, str], roles: list[Role]) -> None:
     roles.append(start_role("projector", "projector", "projector", env))
     for i in range(1, int(env.get("CONSUMERS", "2")) + 1):
-        consumer_env = {**env, "CONSUMER_NAME": f"consumer-{i}"}
+        consumer_env = {
+            **env,
+            "CONSUMER_NAME": f"consumer-{i}",
+            "METRICS_PORT": consumer_metrics_port(i),
+        }
         roles.append(start_role(f"consumer-{i}", "consumer", "consumer", consumer_env))
     roles.append(start_role("api", "api", "api", env))
 
@@ -182,6 +192,8 @@ def banner(env: dict[str, str]) -> None:
         f"  Redis:      {env['REDIS_URL']}",
         f"  PostgreSQL: {env['DATABASE_URL']}",
         f"  consumers:  {env.get('CONSUMERS', '2')}",
+        f"  metrics:    http://127.0.0.1:{api_port}/metrics, projector :"
+        f"{env.get('METRICS_PORT', '9102')}, consumers :{consumer_metrics_port(1)}...",
         "  Ctrl-C to stop",
     ]
     log("\n".join(lines))
@@ -201,6 +213,7 @@ def run() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
+    env.setdefault("LOG_FORMAT", "text")  # people read `make run`; deployments keep JSON
     servers: list[Server] = []
     roles: list[Role] = []
     failure: str | None = None

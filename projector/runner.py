@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 from sqlalchemy.exc import OperationalError
 
 from infra.eventlog import stream_entries
+from projector import metrics, retention, telemetry
 from projector.settings import ProjectorSettings
 from projector.store import Checkpoint, CheckpointMovedError, ProjectionStore
 
@@ -23,14 +25,17 @@ class Projector:
         self._redis = client
         self._store = store
         self._stream = settings.names.events
+        self._next_trim = time.monotonic() + settings.trim_interval_s
 
     def run(self, stop: threading.Event) -> None:
+        metrics.serve(self._settings.metrics_port, self._redis, self._settings.names)
         checkpoint: Checkpoint | None = None
         backoff_s = 0.1
         while not stop.is_set():
             try:
                 checkpoint = checkpoint or self._store.checkpoint()
                 checkpoint = self.step(checkpoint)
+                self._maybe_trim()
                 backoff_s = 0.1
             except CheckpointMovedError as exc:
                 log.warning("%s; reloading the checkpoint", exc)
@@ -41,6 +46,14 @@ class Projector:
                 stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
 
+    def _maybe_trim(self) -> None:
+        interval = self._settings.trim_interval_s
+        if not interval or time.monotonic() < self._next_trim:
+            return
+        self._next_trim = time.monotonic() + interval
+        names, keep = self._settings.names, self._settings.trim_keep_seconds
+        retention.trim(self._redis, names, self._store, keep)
+
     def step(self, checkpoint: Checkpoint, block_ms: int | None = None) -> Checkpoint:
         """Read one batch after `checkpoint` and apply it; returns the new checkpoint."""
         block = self._settings.read_block_ms if block_ms is None else block_ms
@@ -50,7 +63,10 @@ class Projector:
             block=block or None,  # BLOCK 0 would wait forever
         )
         entries = stream_entries(reply)
-        return self._store.apply(checkpoint, entries)
+        began = time.perf_counter()
+        after = self._store.apply(checkpoint, entries)
+        telemetry.batch_applied(entries, after, time.perf_counter() - began)
+        return after
 
     def catch_up(self) -> Checkpoint:
         """Apply everything in the log now (tests and rebuilds)."""

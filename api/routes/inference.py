@@ -19,6 +19,7 @@ from api.store import utcnow
 from domain.errors import IdempotencyKeyReusedError
 from domain.events import JobRequested
 from domain.ids import new_job_id
+from infra import tracing
 
 # The JSON gate runs before FastAPI parses the body: 415 and 400 come before any 422.
 router = APIRouter(route_class=JsonBodyRoute)
@@ -159,6 +160,7 @@ def idempotency_key(request: Request) -> str | None:
 )
 async def submit(
     body: InferenceRequest,
+    request: Request,
     response: Response,
     svc: Annotated[Services, Depends(services)],
     key: Annotated[str | None, Depends(idempotency_key)],
@@ -166,7 +168,11 @@ async def submit(
     version = body.model_version or svc.settings.default_model_version
     svc.require_model(version)
     event = JobRequested(
-        job_id=new_job_id(), occurred_at=utcnow(), text=body.text, model_version=version
+        job_id=new_job_id(),
+        occurred_at=utcnow(),
+        text=body.text,
+        model_version=version,
+        traceparent=tracing.accept(request.headers.get("traceparent")),
     )
     fingerprint = _fingerprint(body.text, version)
     submission = await svc.log.submit(

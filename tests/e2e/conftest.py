@@ -32,6 +32,7 @@ def service_env(redis_url: str, database_url: str, names: Names, models_dir: Pat
         "CLAIM_IDLE_MS": "1000",
         "CLAIM_INTERVAL_MS": "200",
         "LOG_LEVEL": "INFO",
+        "METRICS_PORT": "0",  # services run side by side: a test that wants metrics picks ports
     }
 
 

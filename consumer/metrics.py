@@ -1,0 +1,48 @@
+"""Prometheus metrics of a consumer, served on METRICS_PORT (0, the default: not served, since
+several consumers on one host need a port each; `make run` gives each its own)."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+JOBS = Counter(
+    "inferflow_consumer_jobs_total",
+    "Jobs finished by this consumer; superseded: another consumer had claimed the entry.",
+    ["outcome"],
+)
+INFERENCE_SECONDS = Histogram(
+    "inferflow_inference_duration_seconds",
+    "Time of one prediction attempt, failed ones included.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZE = Histogram(
+    "inferflow_consumer_batch_size",
+    "Entries handled per poll that found any (claimed plus new).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
+RETRIES = Counter(
+    "inferflow_consumer_retries_total", "Attempts retried, by error type.", ["error_type"]
+)
+TIMEOUTS = Counter("inferflow_inference_timeouts_total", "Predictions that overran the limit.")
+DEAD_LETTERS = Counter(
+    "inferflow_consumer_dead_letters_total", "Requests sent to the dead-letter stream."
+)
+RECLAIMED = Counter(
+    "inferflow_consumer_reclaimed_total", "Entries claimed from consumers that went silent."
+)
+
+
+def serve(port: int) -> None:
+    if port == 0:
+        return
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        # Metrics are not worth stopping the work for: say so loudly and go on without them.
+        log.error("metrics not served", extra={"port": port, "error": str(exc)})
+        return
+    log.info("metrics served", extra={"port": port})

@@ -13,7 +13,7 @@ COPY infra infra
 COPY classifier classifier
 COPY alembic alembic
 COPY alembic.ini ./
-RUN pip install --no-cache-dir -c constraints.txt . \
+RUN pip install --no-cache-dir -c constraints.txt '.[otel]' \
  && python -m classifier.train --models-dir /srv/models
 
 RUN useradd --system --uid 10001 inferflow

@@ -17,7 +17,7 @@ from api.routes import events, health, inference, jobs
 from api.settings import ApiSettings
 from api.store import EventLogClient, ProjectionReader
 from classifier.registry import ModelRegistry
-from infra import logs
+from infra import logs, spans
 
 
 def _build_services(settings: ApiSettings) -> Services:
@@ -59,6 +59,7 @@ async def _time_requests(
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     logs.configure(settings.log_level, "api", settings.log_format)
+    spans.configure_tracing("inferflow-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

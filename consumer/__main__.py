@@ -16,12 +16,13 @@ from consumer import deadletters, metrics
 from consumer.inference import InferenceRunner
 from consumer.settings import ConsumerSettings
 from consumer.worker import Worker
-from infra import logs
+from infra import logs, spans
 from infra.signals import stop_on_signals
 
 
 def serve(settings: ConsumerSettings, client: redis.Redis) -> None:
     stop = stop_on_signals()
+    spans.configure_tracing("inferflow-consumer")
     registry = ModelRegistry(settings.models_dir)
     runner = InferenceRunner(registry, settings.inference_timeout_ms, settings.fault_injection)
     worker = Worker(settings, client, runner)

@@ -39,6 +39,7 @@ from domain.events import (
     JobSucceeded,
     decode,
 )
+from infra import spans
 from infra.eventlog import FINISH_SCRIPT, Entry, finish_args, stream_entries, stream_fields
 from infra.tracing import trace_id
 
@@ -226,15 +227,27 @@ class Worker:
             self._refuse(entry_id, fields, exc)
             return
         assert isinstance(request, JobRequested)
-        self._append(
-            JobStarted(
-                job_id=request.job_id, occurred_at=self._clock(), consumer=self.name, attempt=1
+        attributes = {"inferflow.job_id": request.job_id, "inferflow.consumer": self.name}
+        with spans.span("inferflow.infer", request.traceparent, **attributes) as current:
+            self._append(
+                JobStarted(
+                    job_id=request.job_id, occurred_at=self._clock(), consumer=self.name, attempt=1
+                )
             )
-        )
-        began = time.perf_counter()
-        outcome = self._execute(request)
-        finished = self._redis_finish(entry_id, outcome)
-        self._report(request, outcome, finished, (time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            outcome = self._execute(request)
+            finished = self._redis_finish(entry_id, outcome)
+            outcome_name = self._report(
+                request, outcome, finished, (time.perf_counter() - began) * 1000
+            )
+            current.set(
+                **{
+                    "inferflow.attempt": getattr(outcome, "attempt", 0),
+                    "inferflow.outcome": outcome_name,
+                }
+            )
+            if isinstance(outcome, JobFailed):
+                current.fail(outcome.error)
 
     def _job_fields(self, job_id: str, traceparent: str) -> dict[str, object]:
         """The structured log fields naming a job and this consumer."""
@@ -245,7 +258,8 @@ class Worker:
 
     def _report(
         self, request: JobRequested, outcome: Event, finished: bool, duration_ms: float
-    ) -> None:
+    ) -> str:
+        """Count and log the job's outcome; returns it: succeeded, failed or superseded."""
         extra = {
             **self._job_fields(request.job_id, request.traceparent),
             "event": type(outcome).__name__,
@@ -255,12 +269,13 @@ class Worker:
         if not finished:
             metrics.JOBS.labels("superseded").inc()
             log.warning("job claimed by another consumer; dropped our outcome", extra=extra)
-            return
-        succeeded = isinstance(outcome, JobSucceeded)
-        metrics.JOBS.labels("succeeded" if succeeded else "failed").inc()
+            return "superseded"
+        result = "succeeded" if isinstance(outcome, JobSucceeded) else "failed"
+        metrics.JOBS.labels(result).inc()
         if isinstance(outcome, JobFailed):
             extra["error"] = outcome.error
         log.info("job finished", extra=extra)
+        return result
 
     def _execute(self, request: JobRequested) -> Event:
         attempt_no, elapsed_ms = 0, 0.0

@@ -10,7 +10,7 @@ from argparse import Namespace
 import redis
 from sqlalchemy import Engine, create_engine
 
-from infra import logs
+from infra import logs, spans
 from infra.signals import stop_on_signals
 from projector import inspection, retention
 from projector.cli import parser
@@ -22,6 +22,7 @@ from projector.store import ProjectionStore
 
 def _run(settings: ProjectorSettings, client: redis.Redis, engine: Engine) -> None:
     stop = stop_on_signals()
+    spans.configure_tracing("inferflow-projector")
     projector = Projector(settings, client, ProjectionStore(engine, settings.projection_name))
     logging.getLogger(__name__).info("projector %s started", settings.projection_name)
     projector.run(stop)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from domain.errors import InferFlowError
 from domain.events import Event, JobRequested, decode, is_terminal
+from infra import spans
 from infra.eventlog import Entry
 from infra.streamstats import entry_ms
 from infra.tracing import trace_id
@@ -20,6 +23,10 @@ log = logging.getLogger(__name__)
 # Terminal events older than this are being replayed (a rebuild, a projector catching up after
 # an outage), not finishing now: their end-to-end time says nothing about the live service.
 LIVE_WINDOW_S = 300.0
+# With spans on: the traceparents of jobs requested but not finished yet, so the span of a
+# terminal event can join the job's trace. Bounded: a job older than that gets no such span.
+TRACEPARENTS_KEPT = 10_000
+_traceparents: OrderedDict[str, str] = OrderedDict()
 
 
 def batch_applied(entries: Sequence[Entry], after: Checkpoint, seconds: float) -> None:
@@ -31,6 +38,10 @@ def batch_applied(entries: Sequence[Entry], after: Checkpoint, seconds: float) -
     metrics.POSITION.last_entry_id = after.last_entry_id
     metrics.POSITION.entries_read = after.entries_read
     now = datetime.now(UTC)
+    traced = spans.enabled()
+    if traced:
+        end_ns = time.time_ns()
+        start_ns = end_ns - round(seconds * 1e9)
     for entry_id, fields in entries:
         try:
             event = decode(fields)
@@ -38,6 +49,8 @@ def batch_applied(entries: Sequence[Entry], after: Checkpoint, seconds: float) -
             continue  # the store has logged it
         _observe_end_to_end(event, now)
         _log_event(entry_id, event)
+        if traced:
+            _trace(entry_id, event, start_ns, end_ns)
     log.debug(
         "batch applied",
         extra={"entries": len(entries), "duration_ms": round(seconds * 1000, 3)},
@@ -65,3 +78,30 @@ def _log_event(entry_id: str, event: Event) -> None:
     if isinstance(event, JobRequested) and event.traceparent:
         extra["trace_id"] = trace_id(event.traceparent)
     log.debug("event projected", extra=extra)
+
+
+def _trace(entry_id: str, event: Event, start_ns: int, end_ns: int) -> None:
+    """A span `inferflow.project` (the batch that applied it) for a job's request and outcome."""
+    if isinstance(event, JobRequested):
+        traceparent = event.traceparent
+        if traceparent:
+            _traceparents[event.job_id] = traceparent
+            while len(_traceparents) > TRACEPARENTS_KEPT:
+                _traceparents.popitem(last=False)
+    elif is_terminal(event):
+        traceparent = _traceparents.pop(event.job_id, "")
+    else:
+        return
+    if not traceparent:
+        return  # no known parent: a root span would only be noise
+    spans.record(
+        "inferflow.project",
+        traceparent,
+        start_ns,
+        end_ns,
+        **{
+            "inferflow.job_id": event.job_id,
+            "inferflow.event": type(event).__name__,
+            "inferflow.entry_id": entry_id,
+        },
+    )

@@ -19,7 +19,7 @@ from api.store import utcnow
 from domain.errors import IdempotencyKeyReusedError
 from domain.events import JobRequested
 from domain.ids import new_job_id
-from infra import tracing
+from infra import spans, tracing
 
 # The JSON gate runs before FastAPI parses the body: 415 and 400 come before any 422.
 router = APIRouter(route_class=JsonBodyRoute)
@@ -167,17 +167,27 @@ async def submit(
 ) -> JobAccepted:
     version = body.model_version or svc.settings.default_model_version
     svc.require_model(version)
-    event = JobRequested(
-        job_id=new_job_id(),
-        occurred_at=utcnow(),
-        text=body.text,
-        model_version=version,
-        traceparent=tracing.accept(request.headers.get("traceparent")),
-    )
-    fingerprint = _fingerprint(body.text, version)
-    submission = await svc.log.submit(
-        event, key, fingerprint, svc.settings.job_index_ttl_s, svc.settings.idempotency_ttl_s
-    )
+    header = request.headers.get("traceparent") or ""
+    with spans.span("inferflow.submit", header, **{"inferflow.model_version": version}) as current:
+        event = JobRequested(
+            job_id=new_job_id(),
+            occurred_at=utcnow(),
+            text=body.text,
+            model_version=version,
+            # With spans on, the job's work hangs under this request's span.
+            traceparent=current.traceparent or tracing.accept(header),
+        )
+        current.set(**{"inferflow.job_id": event.job_id})
+        fingerprint = _fingerprint(body.text, version)
+        submission = await svc.log.submit(
+            event, key, fingerprint, svc.settings.job_index_ttl_s, svc.settings.idempotency_ttl_s
+        )
+        if not submission.created:
+            replayed: dict[str, spans.AttributeValue] = {
+                "inferflow.job_id": submission.job_id,
+                "inferflow.replayed": True,
+            }
+            current.set(**replayed)
     if not submission.created:
         if submission.fingerprint != fingerprint:
             raise IdempotencyKeyReusedError(

@@ -3,11 +3,9 @@ several consumers on one host need a port each; `make run` gives each its own)."
 
 from __future__ import annotations
 
-import logging
+from prometheus_client import Counter, Histogram
 
-from prometheus_client import Counter, Histogram, start_http_server
-
-log = logging.getLogger(__name__)
+from infra.metrics_server import serve_metrics
 
 JOBS = Counter(
     "inferflow_consumer_jobs_total",
@@ -37,12 +35,4 @@ RECLAIMED = Counter(
 
 
 def serve(port: int) -> None:
-    if port == 0:
-        return
-    try:
-        start_http_server(port)
-    except OSError as exc:
-        # Metrics are not worth stopping the work for: say so loudly and go on without them.
-        log.error("metrics not served", extra={"port": port, "error": str(exc)})
-        return
-    log.info("metrics served", extra={"port": port})
+    serve_metrics(port)

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from infra.metrics_server import serve_metrics
 from infra.names import Names
 from infra.streamstats import StreamCollector, age_seconds
 
@@ -85,10 +86,4 @@ def serve(port: int, client: redis.Redis, names: Names) -> None:
         return
     REGISTRY.register(StreamCollector(client, names))
     REGISTRY.register(LagCollector(client, names, POSITION))
-    try:
-        start_http_server(port)
-    except OSError as exc:
-        # Metrics are not worth stopping the work for: say so loudly and go on without them.
-        log.error("metrics not served", extra={"port": port, "error": str(exc)})
-        return
-    log.info("metrics served", extra={"port": port})
+    serve_metrics(port)

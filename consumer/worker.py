@@ -193,15 +193,7 @@ class Worker:
         if fields.get("type") != JobRequested.__name__ or not fields.get("job_id"):
             self._redis.xack(self._names.events, self._names.workers_group, entry_id)
             return
-        failed = JobFailed(
-            job_id=fields["job_id"],
-            occurred_at=self._clock(),
-            consumer=self.name,
-            attempt=0,
-            error_type=type(error).__name__,
-            error=str(error),
-            transient=False,
-        )
+        failed = self._failure(fields["job_id"], 0, error)
         letter = dead_letter_fields(entry_id, fields, deliveries, str(error), self._clock())
         if self._redis_finish(entry_id, failed, letter):
             metrics.DEAD_LETTERS.inc()
@@ -349,16 +341,19 @@ class Worker:
         )
 
     def _failed(self, request: JobRequested, attempt: int, exc: InferFlowError) -> Event:
-        reason = str(exc)
-        if exc.transient:
-            reason = f"gave up after {attempt} attempts: {reason}"
+        reason = f"gave up after {attempt} attempts: {exc}" if exc.transient else str(exc)
+        return self._failure(request.job_id, attempt, exc, reason)
+
+    def _failure(
+        self, job_id: str, attempt: int, exc: InferFlowError, reason: str | None = None
+    ) -> JobFailed:
         return JobFailed(
-            job_id=request.job_id,
+            job_id=job_id,
             occurred_at=self._clock(),
             consumer=self.name,
             attempt=attempt,
             error_type=type(exc).__name__,
-            error=reason,
+            error=str(exc) if reason is None else reason,
             transient=exc.transient,
         )
 
@@ -369,15 +364,7 @@ class Worker:
             log.error("dropping undecodable entry", extra={"entry_id": entry_id, "error": str(exc)})
             self._redis.xack(self._names.events, self._names.workers_group, entry_id)
             return
-        failed = JobFailed(
-            job_id=job_id,
-            occurred_at=self._clock(),
-            consumer=self.name,
-            attempt=0,
-            error_type=type(exc).__name__,
-            error=str(exc),
-            transient=False,
-        )
+        failed = self._failure(job_id, 0, exc)
         if self._redis_finish(entry_id, failed):
             metrics.JOBS.labels("failed").inc()
             log.error(

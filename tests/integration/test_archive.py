@@ -10,11 +10,9 @@ from domain.job import fold
 from infra.schema import jobs
 from projector import archive, retention
 from projector.store import ProjectionStore
-from tests.integration.rebuild_support import archived, make_projector, make_rebuild
+from tests.integration.rebuild_support import archived
 from tests.integration.test_projector import load, rows
 from tests.support import submit
-
-__all__ = ["make_projector", "make_rebuild"]
 
 
 def consume_all(client, names, ack_upto: int | None = None) -> list[str]:

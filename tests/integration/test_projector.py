@@ -14,25 +14,8 @@ from domain.job import fold
 from infra.names import Names
 from infra.schema import jobs, projector_checkpoints
 from projector.rows import to_state
-from projector.runner import Projector
-from projector.settings import ProjectorSettings
 from projector.store import Checkpoint, ProjectionStore
 from tests.support import log_events, submit
-
-
-@pytest.fixture
-def make_projector(redis_url, database_url, names, redis_client, engine):
-    def build(read_count: int = 500) -> Projector:
-        settings = ProjectorSettings(
-            redis_url=redis_url,
-            database_url=database_url,
-            stream_prefix=names.prefix,
-            read_count=read_count,
-            read_block_ms=10,
-        )
-        return Projector(settings, redis_client, ProjectionStore(engine, "jobs"))
-
-    return build
 
 
 def now() -> datetime:

@@ -11,11 +11,8 @@ from infra.schema import jobs, projector_checkpoints
 from projector import shadow
 from projector.rebuild import REBUILD_NAME
 from projector.store import ProjectionStore
-from tests.integration.rebuild_support import make_projector, make_rebuild
 from tests.integration.test_projector import expected, load, progress, rows
 from tests.support import submit
-
-__all__ = ["make_projector", "make_rebuild"]
 
 
 def table_shape(engine) -> tuple[set[str], set[str]]:

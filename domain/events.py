@@ -162,6 +162,19 @@ _OPTIONAL_FIELDS: Mapping[type[Event], frozenset[str]] = {
 }
 
 
+# Per event type, in field order: the name, its parser, and whether it may be missing.
+_FIELD_DECODERS: Mapping[type[Event], tuple[tuple[str, Callable[[str], Any], bool], ...]] = {
+    cls: tuple(
+        (name, _DECODERS[kind], name in _OPTIONAL_FIELDS[cls])
+        for name, kind in _FIELD_TYPES[cls].items()
+    )
+    for cls in EVENT_TYPES.values()
+}
+_CURRENT_VERSION: Mapping[type[Event], str] = {
+    cls: str(cls.schema_version) for cls in EVENT_TYPES.values()
+}
+
+
 def encode(event: Event) -> dict[str, str]:
     """The event as flat string fields, in a stable order."""
     cls = type(event)
@@ -178,22 +191,32 @@ def _text(value: str | bytes) -> str:
 def decode(raw: Mapping[str, str] | Mapping[bytes, bytes]) -> Event:
     """The event that `encode` wrote, upcast to the current version; `InvalidEventError` for
     anything else."""
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = _as_text(raw)
     cls = EVENT_TYPES.get(fields.get("type", ""))
     if cls is None:
         raise InvalidEventError(f"unknown event type {fields.get('type')!r}")
-    fields = upcast(fields, cls.__name__, cls.schema_version)
+    if fields.get("v") != _CURRENT_VERSION[cls]:
+        fields = upcast(fields, cls.__name__, cls.schema_version)
     values: dict[str, Any] = {}
-    for name, kind in _FIELD_TYPES[cls].items():
-        if name not in fields and name in _OPTIONAL_FIELDS[cls]:
-            continue  # an optional field added later: older events lack it
-        if name not in fields:
+    for name, parse, optional in _FIELD_DECODERS[cls]:
+        value = fields.get(name)
+        if value is None:
+            if optional:
+                continue  # an optional field added later: older events lack it
             raise InvalidEventError(f"{cls.__name__} lacks field {name!r}")
         try:
-            values[name] = _DECODERS[kind](fields[name])
+            values[name] = parse(value)
         except ValueError as exc:
             raise InvalidEventError(f"{cls.__name__}.{name}: {exc}") from exc
     return cls(**values)
+
+
+def _as_text(raw: Mapping[str, str] | Mapping[bytes, bytes]) -> Mapping[str, str]:
+    # Readers with decode_responses hand over text already (a reply is all text or all bytes):
+    # the copy is for bytes only.
+    if isinstance(next(iter(raw), ""), str):
+        return raw  # type: ignore[return-value]
+    return {_text(k): _text(v) for k, v in raw.items()}
 
 
 def is_terminal(event: Event) -> bool:

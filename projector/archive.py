@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, literal, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 
 from infra.eventlog import Entry
 from infra.schema import events
+from projector import statements
 
 
 def position(entry_id: str) -> tuple[int, int]:
@@ -47,12 +47,21 @@ def archive_row(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+CREATE_STAGE = statements.create_stage(events)
+INSERT_STAGED = statements.insert_from_stage(events, "ON CONFLICT (entry_id) DO NOTHING")
+
+
 def write(conn: Connection, entries: Sequence[Entry]) -> None:
     """Archive `entries`; ones already there are left as they are (replays, rebuilds)."""
-    if not entries:
-        return
-    rows = [archive_row(entry_id, fields) for entry_id, fields in entries]
-    conn.execute(insert(events).on_conflict_do_nothing(index_elements=["entry_id"]), rows)
+    with statements.driver_connection(conn).cursor() as cur:
+        cur.execute(CREATE_STAGE)
+        stage(cur, entries)
+        cur.execute(INSERT_STAGED)
+
+
+def stage(cursor: Any, entries: Sequence[Entry]) -> None:
+    """COPY `entries` to the archive's stage (`CREATE_STAGE`); `INSERT_STAGED` moves them in."""
+    statements.copy_rows(cursor, events, [archive_row(e, fields) for e, fields in entries])
 
 
 _POSITION = tuple_(events.c.entry_ms, events.c.entry_seq)

@@ -10,7 +10,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from psycopg.rows import dict_row
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -20,7 +22,7 @@ from domain.ids import is_job_id
 from domain.job import JobState, evolve
 from infra.eventlog import Entry
 from infra.schema import jobs, projector_checkpoints
-from projector import archive
+from projector import archive, statements
 from projector.rows import to_row, to_state
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ class ProjectionStore:
         self._name = name
         self._table = table
         self._archives = archives
+        self._select = statements.select_by_keys(table, "job_id")
+        self._create_stage = statements.create_stage(table)
+        self._upsert = statements.upsert_from_stage(table, "job_id")
 
     @property
     def name(self) -> str:
@@ -83,34 +88,82 @@ class ProjectionStore:
             return Checkpoint()
         return Checkpoint(row["last_entry_id"], row["entries_read"])
 
-    def apply(self, expected: Checkpoint, entries: Sequence[Entry]) -> Checkpoint:
-        """Fold `entries` (read after `expected`) into the rows; returns the new checkpoint."""
+    def apply(
+        self,
+        expected: Checkpoint,
+        entries: Sequence[Entry],
+        events: list[tuple[str, Event]] | None = None,
+    ) -> Checkpoint:
+        """Fold `entries` (read after `expected`) into the rows; returns the new checkpoint.
+        `events` are the entries decoded, when the caller has done it already."""
         if not entries:
             return expected
         with self._engine.begin() as conn:
-            return self.apply_in(conn, expected, entries, self._archives)
+            return self.apply_in(conn, expected, entries, self._archives, events)
 
     def apply_in(
-        self, conn: Connection, expected: Checkpoint, entries: Sequence[Entry], archives: bool
+        self,
+        conn: Connection,
+        expected: Checkpoint,
+        entries: Sequence[Entry],
+        archives: bool,
+        events: list[tuple[str, Event]] | None = None,
     ) -> Checkpoint:
-        """`apply` inside the caller's transaction; the archive is written when `archives`."""
+        """`apply` inside the caller's transaction; the archive is written when `archives`.
+
+        A handful of round trips whatever the batch size: advancing the checkpoint (which locks
+        it) goes with the read of the jobs the batch touches; the fold runs in Python; rows and
+        archive go by COPY (see `statements`)."""
         if not entries:
             return expected
-        if self.read_checkpoint(conn, lock=True) != expected:
-            raise CheckpointMovedError(f"projection {self._name} moved past {expected}")
-        changed = self._fold(conn, decode_entries(entries))
-        self._write_rows(conn, changed)
-        if archives:
-            archive.write(conn, entries)
         after = Checkpoint(entries[-1][0], expected.entries_read + len(entries))
-        self._write_checkpoint(conn, after)
+        events = decode_entries(entries) if events is None else events
+        raw = statements.driver_connection(conn)
+        found = self._claim(raw, expected, after, events, archives)
+        changed = self._fold({str(row["job_id"]): to_state(row) for row in found}, events)
+        rows = [to_row(state, entry_id) for state, entry_id in changed.values()]
+        with raw.cursor() as cur:
+            statements.copy_rows(cur, self._table, rows)
+            if archives:
+                archive.stage(cur, entries)
+            with raw.pipeline():
+                cur.execute(self._upsert)
+                if archives:
+                    cur.execute(archive.INSERT_STAGED)
         return after
 
-    def _fold(
-        self, conn: Connection, events: list[tuple[str, Event]]
-    ) -> dict[str, tuple[JobState, str]]:
+    def _claim(
+        self,
+        raw: Any,
+        expected: Checkpoint,
+        after: Checkpoint,
+        events: list[tuple[str, Event]],
+        archives: bool,
+    ) -> list[dict[str, Any]]:
+        """One round trip: move the checkpoint, read the rows `events` touch, and make sure the
+        stages exist (temporary tables live as long as the connection)."""
         ids = sorted({event.job_id for _, event in events})
-        states = self._load(conn, ids)
+        with (
+            raw.pipeline(),
+            raw.cursor() as advance,
+            raw.cursor() as setup,
+            raw.cursor(row_factory=dict_row) as load,
+        ):
+            self._advance_checkpoint(advance, expected, after)
+            setup.execute(self._create_stage)
+            if archives:
+                setup.execute(archive.CREATE_STAGE)
+            load.execute(self._select, (ids,))
+            found: list[dict[str, Any]] = load.fetchall()
+            advanced = advance.rowcount == 1
+        if not advanced:
+            self._create_checkpoint(raw, expected, after)
+        return found
+
+    @staticmethod
+    def _fold(
+        states: dict[str, JobState], events: list[tuple[str, Event]]
+    ) -> dict[str, tuple[JobState, str]]:
         changed: dict[str, tuple[JobState, str]] = {}
         for entry_id, event in events:
             before = states.get(event.job_id)
@@ -120,21 +173,31 @@ class ProjectionStore:
                 changed[event.job_id] = (after, entry_id)
         return changed
 
-    def _load(self, conn: Connection, ids: list[str]) -> dict[str, JobState]:
-        if not ids:
-            return {}
-        table = self._table
-        query = select(table).where(table.c.job_id.in_(ids)).with_for_update()
-        return {str(row["job_id"]): to_state(row) for row in conn.execute(query).mappings()}
+    def _advance_checkpoint(self, cur: Any, expected: Checkpoint, after: Checkpoint) -> None:
+        """Moves the checkpoint only from where this batch started: the row lock it takes holds
+        off any other projector until commit, and one that moved it first makes this a no-op."""
+        cur.execute(
+            statements.ADVANCE_CHECKPOINT,
+            (
+                after.last_entry_id,
+                after.entries_read,
+                self._name,
+                expected.last_entry_id,
+                expected.entries_read,
+            ),
+        )
 
-    def _write_rows(self, conn: Connection, changed: dict[str, tuple[JobState, str]]) -> None:
-        if not changed:
-            return
-        rows = [to_row(state, entry_id) for state, entry_id in changed.values()]
-        stmt = insert(self._table)
-        columns = self._table.columns
-        update = {c.name: stmt.excluded[c.name] for c in columns if c.name != "job_id"}
-        conn.execute(stmt.on_conflict_do_update(index_elements=["job_id"], set_=update), rows)
+    def _create_checkpoint(self, raw: Any, expected: Checkpoint, after: Checkpoint) -> None:
+        """The first batch of a projection writes its checkpoint row; anything else moved it."""
+        if expected == Checkpoint():
+            with raw.cursor() as cur:
+                cur.execute(
+                    statements.CREATE_CHECKPOINT,
+                    (self._name, after.last_entry_id, after.entries_read),
+                )
+                if cur.rowcount == 1:
+                    return
+        raise CheckpointMovedError(f"projection {self._name} moved past {expected}")
 
     def write_checkpoint(self, conn: Connection, checkpoint: Checkpoint) -> None:
         self._write_checkpoint(conn, checkpoint)

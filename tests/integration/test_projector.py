@@ -13,6 +13,7 @@ from domain.events import JobRetrying, JobStarted, JobSucceeded, encode
 from domain.job import fold
 from infra.names import Names
 from infra.schema import jobs, projector_checkpoints
+from projector import archive
 from projector.rows import to_state
 from projector.store import Checkpoint, ProjectionStore
 from tests.support import log_events, submit
@@ -93,7 +94,7 @@ def test_a_crash_before_commit_applies_nothing_and_the_retry_applies_once(
         raise RuntimeError("projector died mid-transaction")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ProjectionStore, "_write_checkpoint", crash)
+        patch.setattr(archive, "stage", crash)
         with pytest.raises(RuntimeError):
             make_projector().catch_up()
     assert rows(engine) == {}

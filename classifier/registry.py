@@ -3,8 +3,11 @@
 Layout of a models directory::
 
     <version>.skops   the pipeline, written by ``skops.io.dump`` (never pickle)
+    <version>.npz     its compact form (``classifier.compact``): plain arrays, no code
     <version>.json    its manifest, written last, so only complete models are listed
 
+``load`` serves the compact form when the manifest names one, so a consumer never imports
+scikit-learn or skops; models trained before it existed load from the ``.skops`` file.
 Heavy libraries (scikit-learn, skops, numpy) are imported lazily in ``load``: the API imports
 this module only to list versions and must stay light.
 """
@@ -25,6 +28,7 @@ from domain.errors import PermanentError, UnknownModelVersionError
 
 MANIFEST_SUFFIX = ".json"
 MODEL_SUFFIX = ".skops"
+COMPACT_SUFFIX = ".npz"
 
 # Versions become file names; anything outside this pattern could escape the models directory.
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -75,6 +79,8 @@ class ModelManifest:
     sklearn_version: str
     skops_version: str
     data_sha256: str
+    # SHA-256 of <version>.npz; "" for models trained before the compact form existed.
+    compact_sha256: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -93,6 +99,7 @@ class ModelManifest:
             sklearn_version=str(raw["sklearn_version"]),
             skops_version=str(raw["skops_version"]),
             data_sha256=str(raw["data_sha256"]),
+            compact_sha256=str(raw.get("compact_sha256", "")),
         )
 
 
@@ -160,7 +167,7 @@ class ModelRegistry:
         manifest = self.manifest(version)
         if manifest.version != version:
             raise ModelIntegrityError(version, f"manifest names version {manifest.version!r}")
-        pipeline = _deserialize(version, self._read_verified(version, manifest.sha256))
+        pipeline = self._model(version, manifest)
         if not (hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")):
             raise ModelIntegrityError(version, f"{type(pipeline).__name__} is not a classifier")
         classifier = Classifier(version, pipeline)
@@ -169,15 +176,28 @@ class ModelRegistry:
             raise ModelIntegrityError(version, reason)
         return classifier
 
-    def _read_verified(self, version: str, expected_sha256: str) -> bytes:
+    def _model(self, version: str, manifest: ModelManifest) -> Any:
+        if not manifest.compact_sha256:
+            path = self._model_path(version)
+            return _deserialize(version, self._read_verified(version, path, manifest.sha256))
+        path = self.models_dir / f"{version}{COMPACT_SUFFIX}"
+        data = self._read_verified(version, path, manifest.compact_sha256)
+        from classifier import compact
+
+        try:
+            return compact.load(data)
+        except Exception as exc:  # numpy and zipfile raise many kinds on a malformed archive
+            raise ModelIntegrityError(version, f"cannot read compact model: {exc}") from exc
+
+    def _read_verified(self, version: str, path: Path, expected_sha256: str) -> bytes:
         # Hash and deserialize the same bytes, so the file cannot change between check and use.
         try:
-            data = self._model_path(version).read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
             raise ModelIntegrityError(version, f"cannot read model file: {exc}") from exc
         actual = sha256_bytes(data)
         if actual != expected_sha256:
-            reason = f"sha256 {actual} does not match manifest {expected_sha256}"
+            reason = f"{path.name}: sha256 {actual} does not match manifest {expected_sha256}"
             raise ModelIntegrityError(version, reason)
         return data
 

@@ -30,7 +30,10 @@ from sklearn.metrics import accuracy_score, classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from classifier import compact
+from classifier.export import export
 from classifier.registry import (
+    COMPACT_SUFFIX,
     MANIFEST_SUFFIX,
     MODEL_SUFFIX,
     ModelManifest,
@@ -45,6 +48,8 @@ DEFAULT_VERSION = "spam-tfidf-lr-v1"
 # Below these, a held-out split says nothing and stratification itself can fail.
 MIN_ROWS = 20
 MIN_PER_CLASS = 5
+# Largest difference in any probability allowed between the compact form and the pipeline.
+COMPACT_TOLERANCE = 1e-9
 
 
 class TrainingInputError(ValueError):
@@ -144,6 +149,7 @@ def train(
         out.write(f"held-out accuracy: {accuracy:.4f} ({len(y_test)} rows)\n")
         out.write(classification_report(y_test, predicted, digits=3))
     payload = _serialize(pipeline)
+    compact_payload = _compact(pipeline, x_test)
     manifest = ModelManifest(
         version=version,
         sha256=sha256_bytes(payload),
@@ -155,8 +161,9 @@ def train(
         sklearn_version=sklearn.__version__,
         skops_version=skops.__version__,
         data_sha256=data.sha256,
+        compact_sha256=sha256_bytes(compact_payload),
     )
-    _publish(models_dir, manifest, payload)
+    _publish(models_dir, manifest, payload, compact_payload)
     return manifest
 
 
@@ -199,12 +206,26 @@ def _serialize(pipeline: Pipeline) -> bytes:
     return payload
 
 
-def _publish(models_dir: Path, manifest: ModelManifest, payload: bytes) -> None:
+def _compact(pipeline: Pipeline, texts: list[str]) -> bytes:
+    """The compact form that consumers serve, checked against the pipeline it came from."""
+    payload = export(pipeline)
+    served = compact.load(payload).predict_proba(texts)
+    # Summation order differs, so allow rounding; anything more is a bug in the compact form.
+    drift = float(abs(served - pipeline.predict_proba(texts)).max()) if texts else 0.0
+    if drift > COMPACT_TOLERANCE:
+        raise RuntimeError(f"compact model differs from the pipeline by {drift:g}")
+    return payload
+
+
+def _publish(
+    models_dir: Path, manifest: ModelManifest, payload: bytes, compact_payload: bytes
+) -> None:
     models_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = models_dir / f"{manifest.version}{MANIFEST_SUFFIX}"
     # Unlist first when replacing, so no reader pairs the old manifest with the new model.
     manifest_path.unlink(missing_ok=True)
     _atomic_write(models_dir / f"{manifest.version}{MODEL_SUFFIX}", payload)
+    _atomic_write(models_dir / f"{manifest.version}{COMPACT_SUFFIX}", compact_payload)
     _atomic_write(manifest_path, manifest.to_json().encode("utf-8"))
 
 

@@ -19,6 +19,13 @@ _SLEEP = re.compile(r"\[\[sleep_ms:(\d{1,6})\]\]")
 _PERMANENT = "[[permanent]]"
 
 
+def has_directives(text: str) -> bool:
+    """Whether `text` asks for a fault; such a job runs alone, never in a batch."""
+    if "[[" not in text:
+        return False
+    return _PERMANENT in text or bool(_TRANSIENT.search(text) or _SLEEP.search(text))
+
+
 def inject(text: str, attempt: int) -> None:
     """Raise or delay as the directives in `text` ask, for the given 1-based attempt."""
     if sleep := _SLEEP.search(text):

@@ -14,13 +14,19 @@ JOBS = Counter(
 )
 INFERENCE_SECONDS = Histogram(
     "inferflow_inference_duration_seconds",
-    "Time of one prediction attempt, failed ones included.",
+    "Time each job's prediction attempt took, failed ones included; a job predicted in a batch "
+    "counts the whole batch's time, which is what it waited.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BATCH_SIZE = Histogram(
     "inferflow_consumer_batch_size",
     "Entries handled per poll that found any (claimed plus new).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
+INFERENCE_BATCH_SIZE = Histogram(
+    "inferflow_inference_batch_size",
+    "Texts per vectorized prediction (one per model version in a batch).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
 RETRIES = Counter(
     "inferflow_consumer_retries_total", "Attempts retried, by error type.", ["error_type"]

@@ -16,7 +16,11 @@ def _default_name() -> str:
 
 class ConsumerSettings(CommonSettings):
     consumer_name: str = Field(default_factory=_default_name, min_length=1)
-    read_count: int = Field(default=16, ge=1, le=1000)
+    # Entries per read (requests, and the outcome events the group sees too): one batch.
+    batch_max_size: int = Field(default=256, ge=1, le=10000)
+    # 0: work on what one read returns. Above 0: once a read returned something, go on reading
+    # this long while the batch has room (bigger batches, at the cost of that much latency).
+    batch_max_wait_ms: int = Field(default=0, ge=0, le=10000)
     read_block_ms: int = Field(default=1000, ge=1)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_initial_ms: int = Field(default=100, ge=0)

@@ -1,4 +1,4 @@
-"""The consumer loop: read JobRequested from the workers group, infer, append the outcome.
+"""The consumer loop: read from the workers group, infer in batches, append the outcomes.
 
 An entry is acknowledged only by the script that appends its terminal event, so a consumer that
 dies mid-job leaves the entry pending, and another consumer claims it after `claim_idle_ms`.
@@ -11,47 +11,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 import redis
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
-from classifier.registry import Prediction
-from consumer import metrics
+from consumer import metrics, outcomes, reporting
+from consumer.batch import BatchJobs, partition
 from consumer.deadletters import dead_letter_fields
 from consumer.holding import HeldEntries
 from consumer.inference import InferenceRunner
+from consumer.outcomes import OutcomeLog
 from consumer.settings import ConsumerSettings
-from domain.errors import DeliveryLimitExceededError, InferFlowError
-from domain.events import (
-    Event,
-    JobFailed,
-    JobRequested,
-    JobRetrying,
-    JobStarted,
-    JobSucceeded,
-    decode,
-)
-from infra import spans
-from infra.eventlog import FINISH_SCRIPT, Entry, finish_args, stream_entries, stream_fields
-from infra.tracing import trace_id
+from consumer.single import SingleJob
+from domain.errors import DeliveryLimitExceededError
+from domain.events import JobRequested
+from infra.eventlog import Entry, stream_entries
 
 log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, InferFlowError) and exc.transient
 
 
 class Worker:
@@ -64,10 +47,11 @@ class Worker:
     ) -> None:
         self._settings = settings
         self._redis = client
-        self._runner = runner
         self._clock = clock
         self._names = settings.names
-        self._finish = client.register_script(FINISH_SCRIPT)
+        self.outcomes = OutcomeLog(client, self._names, self.name)
+        self._batch = BatchJobs(self.name, runner, self.outcomes, clock)
+        self._single = SingleJob(settings, runner, self.outcomes, clock)
         self._next_claim_at = 0.0
         self._claim_cursor = "0-0"
         self._stop = threading.Event()
@@ -111,23 +95,48 @@ class Worker:
 
     def poll_once(self) -> int:
         """Handle one batch of entries: stale ones claimed from dead consumers, then new ones."""
-        entries = self._claim_stale() + self._read_new()
-        ids = [entry_id for entry_id, _ in entries]
+        entries = self._claim_stale()
+        entries += self._read_new(self._settings.batch_max_size - len(entries))
         if entries:
             metrics.BATCH_SIZE.observe(len(entries))
+            self.process(entries)
+        return len(entries)
+
+    def process(self, entries: Sequence[Entry]) -> None:
+        """Work on entries this consumer holds; what is left when it stops is handed back."""
+        ids = [entry_id for entry_id, _ in entries]
         self.held.hold(ids)
         try:
-            for entry_id, fields in entries:
-                if self._stop.is_set():
-                    break
-                self._handle(entry_id, fields)
-                self.held.release(entry_id)
+            self._process(entries)
         except BaseException:
             # Stop the heartbeat for the whole batch: once idle, any consumer (this one
             # included) claims the entries again. Kept alive, they would never run.
             self.held.release(*ids)
             raise
-        return len(entries)
+
+    def _process(self, entries: Sequence[Entry]) -> None:
+        if self._stop.is_set():
+            return
+        began = time.perf_counter()
+        part = partition(entries, self._settings.fault_injection)
+        self._batch.start(part)
+        self.held.release(*part.acks)
+        tally: Counter[str] = Counter()
+        alone: list[tuple[str, Callable[[], str | None]]] = []
+        if part.batch:
+            result = self._batch.run(part.batch)
+            tally.update(result.tally)
+            failed = {entry_id for entry_id, _ in result.alone}
+            self.held.release(*(e for e, _ in part.batch if e not in failed))
+            alone += [(e, partial(self._single.run, e, r, True)) for e, r in result.alone]
+        alone += [(e, partial(self._single.run_entry, e, f)) for e, f in part.alone]
+        for entry_id, run in alone:
+            if self._stop.is_set():
+                break  # the rest stays held, to be handed back
+            if name := run():
+                tally[name] += 1
+            self.held.release(entry_id)
+        reporting.batch(self.name, len(entries), tally, (time.perf_counter() - began) * 1000)
 
     def _hand_back(self) -> None:
         try:
@@ -142,13 +151,34 @@ class Worker:
                 extra={"consumer": self.name, "error": str(exc)},
             )
 
-    def _read_new(self) -> list[Entry]:
+    def _read_new(self, room: int) -> list[Entry]:
+        if room <= 0:
+            return []
+        entries = self._read(room, self._settings.read_block_ms)
+        if entries and self._settings.batch_max_wait_ms:
+            entries += self._fill(room - len(entries))
+        return entries
+
+    def _fill(self, room: int) -> list[Entry]:
+        """Go on reading for `batch_max_wait_ms` after the first entry while there is room."""
+        deadline = time.monotonic() + self._settings.batch_max_wait_ms / 1000
+        more: list[Entry] = []
+        while room > 0 and not self._stop.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms < 1:  # BLOCK 0 would wait forever
+                break
+            got = self._read(room, left_ms)
+            more += got
+            room -= len(got)
+        return more
+
+    def _read(self, count: int, block_ms: int) -> list[Entry]:
         reply = self._redis.xreadgroup(
             self._names.workers_group,
             self.name,
             {self._names.events: ">"},
-            count=self._settings.read_count,
-            block=self._settings.read_block_ms,
+            count=count,
+            block=block_ms,
         )
         return stream_entries(reply)
 
@@ -162,7 +192,7 @@ class Worker:
             self.name,
             min_idle_time=self._settings.claim_idle_ms,
             start_id=self._claim_cursor,
-            count=self._settings.read_count,
+            count=self._settings.batch_max_size,
         )
         self._claim_cursor = cursor
         entries = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
@@ -191,192 +221,21 @@ class Worker:
     def _dead_letter(self, entry_id: str, fields: dict[str, str], deliveries: int) -> None:
         error = DeliveryLimitExceededError(deliveries, self._settings.max_deliveries)
         if fields.get("type") != JobRequested.__name__ or not fields.get("job_id"):
-            self._redis.xack(self._names.events, self._names.workers_group, entry_id)
+            self.outcomes.ack(entry_id)
             return
-        failed = self._failure(fields["job_id"], 0, error)
+        failure = outcomes.failed(fields["job_id"], self.name, self._clock(), 0, error)
         letter = dead_letter_fields(entry_id, fields, deliveries, str(error), self._clock())
-        if self._redis_finish(entry_id, failed, letter):
+        if self.outcomes.finish(entry_id, failure, letter):
             metrics.DEAD_LETTERS.inc()
-            metrics.JOBS.labels("failed").inc()
+            metrics.JOBS.labels(reporting.FAILED).inc()
             log.error(
                 "job sent to the dead-letter stream",
                 extra={
-                    **self._job_fields(fields["job_id"], fields.get("traceparent", "")),
+                    **reporting.job_fields(
+                        self.name, fields["job_id"], fields.get("traceparent", "")
+                    ),
                     "event": "JobFailed",
                     "error": str(error),
                     "deliveries": deliveries,
                 },
             )
-
-    def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
-        if fields.get("type") != JobRequested.__name__:
-            # The log also carries outcome events; workers only act on requests.
-            self._redis.xack(self._names.events, self._names.workers_group, entry_id)
-            return
-        try:
-            request = decode(fields)
-        except InferFlowError as exc:
-            self._refuse(entry_id, fields, exc)
-            return
-        assert isinstance(request, JobRequested)
-        attributes = {"inferflow.job_id": request.job_id, "inferflow.consumer": self.name}
-        with spans.span("inferflow.infer", request.traceparent, **attributes) as current:
-            self._append(
-                JobStarted(
-                    job_id=request.job_id, occurred_at=self._clock(), consumer=self.name, attempt=1
-                )
-            )
-            began = time.perf_counter()
-            outcome = self._execute(request)
-            finished = self._redis_finish(entry_id, outcome)
-            outcome_name = self._report(
-                request, outcome, finished, (time.perf_counter() - began) * 1000
-            )
-            current.set(
-                **{
-                    "inferflow.attempt": getattr(outcome, "attempt", 0),
-                    "inferflow.outcome": outcome_name,
-                }
-            )
-            if isinstance(outcome, JobFailed):
-                current.fail(outcome.error)
-
-    def _job_fields(self, job_id: str, traceparent: str) -> dict[str, object]:
-        """The structured log fields naming a job and this consumer."""
-        fields: dict[str, object] = {"job_id": job_id, "consumer": self.name}
-        if trace := trace_id(traceparent):
-            fields["trace_id"] = trace
-        return fields
-
-    def _report(
-        self, request: JobRequested, outcome: Event, finished: bool, duration_ms: float
-    ) -> str:
-        """Count and log the job's outcome; returns it: succeeded, failed or superseded."""
-        extra = {
-            **self._job_fields(request.job_id, request.traceparent),
-            "event": type(outcome).__name__,
-            "attempt": getattr(outcome, "attempt", 0),
-            "duration_ms": round(duration_ms, 3),
-        }
-        if not finished:
-            metrics.JOBS.labels("superseded").inc()
-            log.warning("job claimed by another consumer; dropped our outcome", extra=extra)
-            return "superseded"
-        result = "succeeded" if isinstance(outcome, JobSucceeded) else "failed"
-        metrics.JOBS.labels(result).inc()
-        if isinstance(outcome, JobFailed):
-            extra["error"] = outcome.error
-        log.info("job finished", extra=extra)
-        return result
-
-    def _execute(self, request: JobRequested) -> Event:
-        attempt_no, elapsed_ms = 0, 0.0
-        retrying = Retrying(
-            stop=stop_after_attempt(self._settings.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._settings.retry_initial_ms / 1000,
-                max=self._settings.retry_max_ms / 1000,
-                jitter=self._settings.retry_jitter_ms / 1000,
-            ),
-            retry=retry_if_exception(_is_transient),
-            before_sleep=lambda state: self._announce_retry(request, state),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    attempt_no = attempt.retry_state.attempt_number
-                    began = time.perf_counter()
-                    try:
-                        prediction = self._runner.predict(
-                            request.text, request.model_version, attempt_no
-                        )
-                    finally:
-                        elapsed_s = time.perf_counter() - began
-                        metrics.INFERENCE_SECONDS.observe(elapsed_s)
-                    elapsed_ms = elapsed_s * 1000
-        except InferFlowError as exc:
-            return self._failed(request, attempt_no, exc)
-        return self._succeeded(request, attempt_no, prediction, elapsed_ms)
-
-    def _announce_retry(self, request: JobRequested, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay_s = state.next_action.sleep if state.next_action else 0.0
-        metrics.RETRIES.labels(type(exc).__name__).inc()
-        log.info(
-            "attempt failed; retrying",
-            extra={
-                **self._job_fields(request.job_id, request.traceparent),
-                "event": "JobRetrying",
-                "attempt": state.attempt_number,
-                "error": str(exc),
-                "delay_ms": round(delay_s * 1000),
-            },
-        )
-        self._append(
-            JobRetrying(
-                job_id=request.job_id,
-                occurred_at=self._clock(),
-                consumer=self.name,
-                attempt=state.attempt_number,
-                error_type=type(exc).__name__,
-                error=str(exc),
-                delay_ms=round(delay_s * 1000),
-            )
-        )
-
-    def _succeeded(
-        self, request: JobRequested, attempt: int, prediction: Prediction, elapsed_ms: float
-    ) -> Event:
-        return JobSucceeded(
-            job_id=request.job_id,
-            occurred_at=self._clock(),
-            consumer=self.name,
-            attempt=attempt,
-            label=prediction.label,
-            score=prediction.score,
-            probabilities=prediction.probabilities,
-            model_version=request.model_version,
-            inference_ms=round(elapsed_ms, 3),
-        )
-
-    def _failed(self, request: JobRequested, attempt: int, exc: InferFlowError) -> Event:
-        reason = f"gave up after {attempt} attempts: {exc}" if exc.transient else str(exc)
-        return self._failure(request.job_id, attempt, exc, reason)
-
-    def _failure(
-        self, job_id: str, attempt: int, exc: InferFlowError, reason: str | None = None
-    ) -> JobFailed:
-        return JobFailed(
-            job_id=job_id,
-            occurred_at=self._clock(),
-            consumer=self.name,
-            attempt=attempt,
-            error_type=type(exc).__name__,
-            error=str(exc) if reason is None else reason,
-            transient=exc.transient,
-        )
-
-    def _refuse(self, entry_id: str, fields: dict[str, str], exc: InferFlowError) -> None:
-        """A request that does not decode cannot run; fail its job if it names one."""
-        job_id = fields.get("job_id")
-        if not job_id:
-            log.error("dropping undecodable entry", extra={"entry_id": entry_id, "error": str(exc)})
-            self._redis.xack(self._names.events, self._names.workers_group, entry_id)
-            return
-        failed = self._failure(job_id, 0, exc)
-        if self._redis_finish(entry_id, failed):
-            metrics.JOBS.labels("failed").inc()
-            log.error(
-                "job failed: its request does not decode",
-                extra={**self._job_fields(job_id, ""), "event": "JobFailed", "error": str(exc)},
-            )
-
-    def _append(self, event: Event) -> None:
-        self._redis.xadd(self._names.events, stream_fields(event))
-
-    def _redis_finish(
-        self, entry_id: str, outcome: Event, dead_letter: dict[str, str] | None = None
-    ) -> bool:
-        keys, argv = finish_args(self._names, self.name, entry_id, outcome, dead_letter)
-        return self._finish(keys=keys, args=argv) is not None

@@ -25,6 +25,8 @@ from infra.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError,
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = REPO_ROOT / ".run"
 DEFAULT_MODEL_FILE = "spam-tfidf-lr-v1.json"
+# Models trained before the compact form existed lack it; retrained, consumers stay small.
+DEFAULT_COMPACT_FILE = "spam-tfidf-lr-v1.npz"
 ROLE_STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.2
 CONSUMER_METRICS_BASE_PORT = 9110  # consumer-1 serves /metrics on 9111, consumer-2 on 9112, ...
@@ -94,12 +96,15 @@ def module_exists(dotted: str) -> bool:
 def ensure_model(env: dict[str, str]) -> None:
     models_dir = Path(env.get("MODELS_DIR") or REPO_ROOT / "models")
     env["MODELS_DIR"] = str(models_dir)
-    if (models_dir / DEFAULT_MODEL_FILE).exists():
+    manifest = models_dir / DEFAULT_MODEL_FILE
+    if manifest.exists() and (models_dir / DEFAULT_COMPACT_FILE).exists():
         return
     if not module_exists("classifier.train"):
         log("WARNING: classifier.train not found, skipping model training")
         return
     argv = [sys.executable, "-m", "classifier.train", "--models-dir", str(models_dir)]
+    if manifest.exists():
+        argv.append("--force")
     run_step(argv, env, "training default model")
 
 

@@ -60,7 +60,8 @@ def observed(make_service: ServiceFactory) -> Observed:
     ports = {"projector": free_port(), "consumer-0": free_port(), "consumer-1": free_port()}
     service.start("projector", METRICS_PORT=str(ports["projector"]), LOG_LEVEL="DEBUG")
     for name in ("consumer-0", "consumer-1"):
-        service.start("consumer", name, METRICS_PORT=str(ports[name]))
+        # Per-job lines are DEBUG: at thousands of jobs a second, INFO has one line per batch.
+        service.start("consumer", name, METRICS_PORT=str(ports[name]), LOG_LEVEL="DEBUG")
     service.start("api", API_WORKERS="2")
     observed = Observed(service, ports)
     for role in ports:  # consumers load the model before they serve

@@ -23,11 +23,12 @@ def wait_until_started(service: Service, job_id: str, timeout_s: float = 30) -> 
 
 def test_a_terminated_consumer_finishes_its_job_and_hands_back_the_rest(make_service):
     # A claim threshold far longer than the test: only a hand-back lets others take over.
-    service: Service = make_service(CLAIM_IDLE_MS="60000", READ_COUNT="16")
+    service: Service = make_service(CLAIM_IDLE_MS="60000", BATCH_MAX_SIZE="16")
     service.start("projector")
-    service.start("consumer", "leaving")
     service.start("api")
     jobs = [service.submit(f"[[sleep_ms:300]] report {i}").json()["job_id"] for i in range(8)]
+    # Started once all eight wait, so that its first read takes them all.
+    service.start("consumer", "leaving")
     wait_until_started(service, jobs[0])  # "leaving" holds the batch and is in the middle of it
     service.start("consumer", "staying")
     began = time.monotonic()

@@ -1,9 +1,13 @@
-"""Fixtures of the projector, archive and rebuild tests."""
+"""Fixtures of the consumer, projector, archive and rebuild tests."""
 
 from __future__ import annotations
 
 import pytest
 
+from classifier.registry import ModelRegistry
+from consumer.inference import InferenceRunner
+from consumer.settings import ConsumerSettings
+from consumer.worker import Worker
 from projector.rebuild import Rebuild, RebuildOptions
 from projector.runner import Projector
 from projector.settings import ProjectorSettings
@@ -37,3 +41,42 @@ def make_rebuild(engine, redis_client, names):
         return rebuild
 
     return build
+
+
+@pytest.fixture
+def make_worker_and_runner(redis_url, redis_client, names, models_dir):
+    """Workers on the test's stream, with quick retries and fault injection on."""
+    runners: list[InferenceRunner] = []
+
+    def build(
+        name: str = "c1",
+        registry: ModelRegistry | None = None,
+        runner_class: type[InferenceRunner] = InferenceRunner,
+        **overrides: object,
+    ) -> tuple[Worker, InferenceRunner]:
+        options = {
+            "redis_url": redis_url,
+            "stream_prefix": names.prefix,
+            "models_dir": models_dir,
+            "consumer_name": name,
+            "read_block_ms": 10,
+            "retry_initial_ms": 1,
+            "retry_max_ms": 5,
+            "retry_jitter_ms": 1,
+            "fault_injection": True,
+            **overrides,
+        }
+        settings = ConsumerSettings(**options)
+        runner = runner_class(
+            registry or ModelRegistry(settings.models_dir),
+            settings.inference_timeout_ms,
+            settings.fault_injection,
+        )
+        runners.append(runner)
+        worker = Worker(settings, redis_client, runner)
+        worker.ensure_group()
+        return worker, runner
+
+    yield build
+    for runner in runners:
+        runner.close()

@@ -8,14 +8,10 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
 
-from classifier.registry import ModelRegistry
-from consumer.inference import InferenceRunner
-from consumer.settings import ConsumerSettings
 from consumer.worker import Worker
 from domain.events import JobFailed, JobRetrying, JobSucceeded, decode, is_terminal
 from infra.names import Names
@@ -25,34 +21,8 @@ SPAM = "limited time offer, click now to claim your free prize"
 
 
 @pytest.fixture
-def make_worker(redis_url: str, redis_client: redis.Redis, names: Names, models_dir: Path):
-    runners: list[InferenceRunner] = []
-
-    def build(name: str = "c1", **overrides: object) -> Worker:
-        options = {
-            "redis_url": redis_url,
-            "stream_prefix": names.prefix,
-            "models_dir": models_dir,
-            "consumer_name": name,
-            "read_block_ms": 10,
-            "retry_initial_ms": 1,
-            "retry_max_ms": 5,
-            "retry_jitter_ms": 1,
-            "fault_injection": True,
-            **overrides,
-        }
-        settings = ConsumerSettings(**options)
-        runner = InferenceRunner(
-            ModelRegistry(models_dir), settings.inference_timeout_ms, settings.fault_injection
-        )
-        runners.append(runner)
-        worker = Worker(settings, redis_client, runner)
-        worker.ensure_group()
-        return worker
-
-    yield build
-    for runner in runners:
-        runner.close()
+def make_worker(make_worker_and_runner):
+    return lambda *args, **overrides: make_worker_and_runner(*args, **overrides)[0]
 
 
 def drain(worker: Worker) -> None:
@@ -190,9 +160,9 @@ def test_a_slow_consumer_that_lost_its_entry_cannot_write_a_second_outcome(
     job_id = submit(redis_client, names, "[[sleep_ms:400]] " + SPAM)
     slow = make_worker("slow", claim_idle_ms=100, claim_interval_ms=10)
     fast = make_worker("fast", claim_idle_ms=100, claim_interval_ms=10)
-    entries = slow._read_new()  # slow takes the job ...
+    entries = slow._read_new(16)  # slow takes the job ...
     assert len(entries) == 1
-    worker_thread = threading.Thread(target=slow._handle, args=entries[0])
+    worker_thread = threading.Thread(target=slow.process, args=(entries,))
     worker_thread.start()  # ... and is still predicting when fast claims the idle entry
     time.sleep(0.2)
     drain(fast)
@@ -256,7 +226,7 @@ def test_a_request_delivered_too_often_is_dead_lettered_and_can_be_redriven(
 
 def test_a_stopping_consumer_hands_back_what_it_has_not_started(make_worker, redis_client, names):
     jobs = [submit(redis_client, names, f"[[sleep_ms:300]] note {i}") for i in range(4)]
-    leaving = make_worker("leaving", claim_idle_ms=60000, read_count=4)
+    leaving = make_worker("leaving", claim_idle_ms=60000, batch_max_size=4)
     stop = threading.Event()
     thread = threading.Thread(target=leaving.run, args=(stop,))
     thread.start()
@@ -275,18 +245,18 @@ def test_a_stopping_consumer_hands_back_what_it_has_not_started(make_worker, red
 
 
 def test_a_batch_interrupted_by_an_error_is_not_kept_alive(make_worker, redis_client, names):
-    worker = make_worker("w", claim_idle_ms=200, claim_interval_ms=10, read_count=5)
+    worker = make_worker("w", claim_idle_ms=200, claim_interval_ms=10, batch_max_size=5)
     jobs = [submit(redis_client, names, f"note {i}") for i in range(3)]
-    original = worker._redis_finish
+    original = worker.outcomes.finish_all
 
     def redis_dies(*_args, **_kwargs):
         raise redis.ConnectionError("connection lost")
 
-    worker._redis_finish = redis_dies
+    worker.outcomes.finish_all = redis_dies
     with pytest.raises(redis.ConnectionError):
         worker.poll_once()
     assert pending(redis_client, names) == 3
-    worker._redis_finish = original
+    worker.outcomes.finish_all = original
     worker.held.start()
     time.sleep(0.3)  # a heartbeat would keep the entries from ever looking idle
     drain(worker)

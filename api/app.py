@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from api import metrics, openapi, problems
+from api import openapi, problems
 from api.deps import Services
 from api.limits import BodySizeLimit
-from api.routes import events, health, inference, jobs
+from api.routes import batch, events, health, inference, jobs
 from api.settings import ApiSettings
-from api.store import EventLogClient, ProjectionReader
+from api.store import EventLogClient, ProjectionReader, connection_pool
+from api.timing import RequestTiming
+from api.waiters import TerminalListener, Waiters
 from classifier.registry import ModelRegistry
 from infra import logs, spans
 
@@ -33,27 +34,20 @@ def _build_services(settings: ApiSettings) -> Services:
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, round(timeout_s))},
     )
+    waiters = Waiters()
+    channel = settings.names.terminal
     return Services(
         settings=settings,
         log=EventLogClient(client, settings.names, timeout_s),
-        projection=ProjectionReader(engine, timeout_s),
+        projection=ProjectionReader(
+            engine, timeout_s, connection_pool(settings.database_url, settings.db_pool_max_size)
+        ),
         models=ModelRegistry(settings.models_dir),
         redis=client,
         engine=engine,
+        waiters=waiters,
+        listener=TerminalListener(settings.redis_url, channel, waiters, timeout_s),
     )
-
-
-async def _time_requests(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    began = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    labels = (request.method, path, str(response.status_code))
-    metrics.REQUESTS.labels(*labels).inc()
-    metrics.REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - began)
-    return response
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -65,6 +59,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = _build_services(settings)
         app.state.services = svc
+        # Not awaited: the API serves while Redis is down, long-polls then run to their timeout.
+        svc.listener.start()
+        await svc.projection.open()
         yield
         await svc.close()
 
@@ -78,7 +75,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     openapi.install(app)
     # Added before the timing middleware so that it runs inside it: 413s are timed too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.middleware("http")(_time_requests)
-    for router in (inference.router, jobs.router, events.router, health.router):
+    app.add_middleware(RequestTiming)
+    for router in (inference.router, batch.router, jobs.router, events.router, health.router):
         app.include_router(router)
     return app

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.settings import ApiSettings
 from api.store import EventLogClient, ProjectionReader
+from api.waiters import TerminalListener, Waiters
 from classifier.registry import ModelRegistry
 from domain.errors import UnknownModelVersionError
 
@@ -22,6 +23,8 @@ class Services:
     models: ModelRegistry
     redis: aioredis.Redis
     engine: AsyncEngine
+    waiters: Waiters
+    listener: TerminalListener
 
     def require_model(self, version: str) -> None:
         # The registry reads manifests only, so a freshly trained model is found without restart.
@@ -29,9 +32,12 @@ class Services:
             raise UnknownModelVersionError(version, self.models.versions())
 
     async def close(self) -> None:
+        await self.listener.stop()
         await self.redis.aclose()
+        await self.projection.close()
         await self.engine.dispose()
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain def dependency in a thread pool, a hand-off per request.
     return request.app.state.services  # type: ignore[no-any-return]

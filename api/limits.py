@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from email.message import Message as MimeMessage
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import RefusedRequestError, problem
 
 JSON_MEDIA_TYPE = "application/json"
+# app.state attribute holding the paths that have their own body limit (path -> bytes).
+_PATH_LIMITS = "body_limits"
+
+
+def set_path_limit(app: Starlette, path: str, max_bytes: int) -> None:
+    """Give requests to `path` their own body limit instead of the app's `max_bytes`.
+
+    Kept on app.state so that a router can set it from its own settings at start-up: the
+    middleware is built before any settings-aware code runs.
+    """
+    limits: MutableMapping[str, int] | None = getattr(app.state, _PATH_LIMITS, None)
+    if limits is None:
+        limits = {}
+        setattr(app.state, _PATH_LIMITS, limits)
+    limits[path] = max_bytes
 
 
 class BodySizeLimit:
@@ -22,7 +38,8 @@ class BodySizeLimit:
 
     A declared Content-Length over the limit is refused without reading a byte. Any other body
     (chunked, or a Content-Length within the limit) is read and counted up to the limit first,
-    then replayed to the app, so the app never holds a part of an oversized body.
+    then replayed to the app, so the app never holds a part of an oversized body. A path given
+    its own limit with `set_path_limit` (the batch submission) is held to that one instead.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -33,14 +50,20 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = _content_length(scope)
-        messages = None if declared > self.max_bytes else await self._read(receive)
+        messages = None if declared > limit else await self._read(receive, limit)
         if messages is None:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
             return
         await self.app(scope, _replay(messages, receive), send)
 
-    async def _read(self, receive: Receive) -> list[Message] | None:
+    def _limit(self, scope: Scope) -> int:
+        app = scope.get("app")
+        limits = getattr(app.state, _PATH_LIMITS, None) if app is not None else None
+        return limits.get(scope["path"], self.max_bytes) if limits else self.max_bytes
+
+    async def _read(self, receive: Receive, limit: int) -> list[Message] | None:
         """The body's messages, or None as soon as they add up to more than the limit."""
         messages: list[Message] = []
         size = 0
@@ -50,13 +73,13 @@ class BodySizeLimit:
             if message["type"] != "http.request":  # a disconnect: the app will see it
                 return messages
             size += len(message.get("body", b""))
-            if size > self.max_bytes:
+            if size > limit:
                 return None
             if not message.get("more_body", False):
                 return messages
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"The request body is larger than {self.max_bytes} bytes."
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        detail = f"The request body is larger than {limit} bytes."
         response = problem(413, "content-too-large", "Content too large", detail)
         await response(scope, receive, send)
 

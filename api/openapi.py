@@ -140,3 +140,17 @@ def render(spec: dict[str, Any]) -> str:
 def default_settings() -> ApiSettings:
     """Settings with every default, whatever the environment says: the committed description."""
     return ApiSettings.model_construct()
+
+
+# The JSON gate's 415, the same on every route that takes a body.
+UNSUPPORTED_MEDIA_TYPE: dict[int | str, dict[str, Any]] = {
+    415: problem_response(
+        "The body is not declared as application/json in UTF-8.",
+        example(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the body as application/json (UTF-8); got text/plain.",
+        ),
+    ),
+}

@@ -42,13 +42,16 @@ class InferenceRequest(BaseModel):
             raise ValueError("text must not be blank")
         if len(stripped) > MAX_TEXT_CHARS:
             raise ValueError(f"text must be at most {MAX_TEXT_CHARS} characters")
-        if _has_lone_surrogate(stripped):
+        if "\x00" in stripped:
+            # PostgreSQL cannot store NUL in text or JSON: refused here, not failed later.
+            raise ValueError("text must not contain NUL (U+0000) characters")
+        if has_lone_surrogate(stripped):
             # JSON escapes such as "\ud800" decode to strings that cannot be stored as UTF-8.
             raise ValueError("text must not contain unpaired surrogates")
         return stripped
 
 
-def _has_lone_surrogate(text: str) -> bool:
+def has_lone_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

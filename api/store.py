@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
+import psycopg
 import redis.asyncio as aioredis
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,6 +41,8 @@ async def _guard(dependency: str, timeout_s: float) -> AsyncIterator[None]:
         raise DependencyUnavailableError(dependency, str(exc) or type(exc).__name__) from exc
     except (OperationalError, DBAPIError) as exc:
         raise DependencyUnavailableError(dependency, str(exc.orig or exc)) from exc
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise DependencyUnavailableError(dependency, str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +102,59 @@ class EventLogClient:
         return ProjectorLag(max(info["entries-added"] - entries_read, 0), max(waiting_ms, 0) / 1000)
 
 
+# The hot read of the API: one autocommit round trip, prepared after a few uses.
+_JOB_QUERY = "SELECT * FROM jobs WHERE job_id = %s"
+
+
+def connection_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
+    """A psycopg pool for the reads every GET makes (opened in the app's lifespan).
+
+    Autocommit: a single SELECT needs no BEGIN or ROLLBACK. Outside SQLAlchemy: its async layer
+    (a greenlet per call) and transaction handling cost more than the query."""
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+    )
+
+
 class ProjectionReader:
-    def __init__(self, engine: AsyncEngine, timeout_s: float, projection: str = "jobs") -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        timeout_s: float,
+        pool: AsyncConnectionPool,
+        projection: str = "jobs",
+    ) -> None:
         self._engine = engine
         self._timeout_s = timeout_s
+        self._pool = pool
         self._projection = projection
 
+    async def open(self) -> None:
+        # Without waiting: the API starts, and answers 503, while PostgreSQL is down.
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
     async def job(self, job_id: str) -> JobState | None:
-        async with _guard("postgres", self._timeout_s), self._engine.connect() as conn:
-            row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).mappings()
-            found = row.first()
+        async with _guard("postgres", self._timeout_s):
+            try:
+                found = await self._read_job(job_id)
+            except psycopg.OperationalError:
+                # A pooled connection that PostgreSQL closed (a restart) fails once; the pool
+                # drops it, and the read is safe to repeat on a fresh one.
+                found = await self._read_job(job_id)
         return to_state(found) if found else None
+
+    async def _read_job(self, job_id: str) -> dict[str, Any] | None:
+        async with self._pool.connection(timeout=self._timeout_s) as conn:
+            cursor = await conn.execute(_JOB_QUERY, (job_id,))
+            return cast(dict[str, Any] | None, await cursor.fetchone())
 
     async def status_counts(self) -> dict[JobStatus, int]:
         query = select(jobs.c.status, func.count()).group_by(jobs.c.status)

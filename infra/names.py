@@ -30,6 +30,11 @@ class Names:
         """Stream of requests that were delivered too often without finishing."""
         return f"{self.prefix}:dead-letters"
 
+    @property
+    def terminal(self) -> str:
+        """Pub/sub channel: job ids (space-separated) that the projector just made terminal."""
+        return f"{self.prefix}:terminal"
+
     def job(self, job_id: str) -> str:
         """String: stream entry id of the job's JobRequested, for reads before projection."""
         return f"{self.prefix}:job:{job_id}"

@@ -10,9 +10,9 @@ import redis
 from sqlalchemy.exc import OperationalError
 
 from infra.eventlog import stream_entries
-from projector import metrics, retention, telemetry
+from projector import metrics, notify, retention, telemetry
 from projector.settings import ProjectorSettings
-from projector.store import Checkpoint, CheckpointMovedError, ProjectionStore
+from projector.store import Checkpoint, CheckpointMovedError, ProjectionStore, decode_entries
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class Projector:
         self._redis = client
         self._store = store
         self._stream = settings.names.events
+        self._channel = settings.names.terminal
         self._next_trim = time.monotonic() + settings.trim_interval_s
 
     def run(self, stop: threading.Event) -> None:
@@ -64,8 +65,12 @@ class Projector:
         )
         entries = stream_entries(reply)
         began = time.perf_counter()
-        after = self._store.apply(checkpoint, entries)
-        telemetry.batch_applied(entries, after, time.perf_counter() - began)
+        events = decode_entries(entries)  # once, for the store and for telemetry
+        after = self._store.apply(checkpoint, entries, events)
+        applied_s = time.perf_counter() - began
+        # Right after the commit, before telemetry: the waiting clients are the latency path.
+        notify.publish_terminal(self._redis, self._channel, entries)
+        telemetry.batch_applied(entries, after, applied_s, events)
         return after
 
     def catch_up(self) -> Checkpoint:

@@ -1,4 +1,4 @@
-"""POST /v1/inference: accept a job onto the event log."""
+"""POST /v1/inference: accept a job onto the event log, and with `Prefer: wait=N` wait for it."""
 
 from __future__ import annotations
 
@@ -9,17 +9,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api import metrics
+from api import metrics, prefer
 from api.deps import Services, services
 from api.limits import JsonBodyRoute
-from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
+from api.longpoll import WAIT_LIMIT_S, job_within, wait_for_job
+from api.openapi import RETRY_AFTER, SERVER_ERROR, UNSUPPORTED_MEDIA_TYPE, example, problem_response
 from api.problems import RefusedRequestError
-from api.schemas import MAX_TEXT_CHARS, InferenceRequest, JobAccepted, UnprocessableProblem
+from api.routes.jobs import to_body
+from api.schemas import (
+    MAX_TEXT_CHARS,
+    InferenceRequest,
+    JobAccepted,
+    JobBody,
+    UnprocessableProblem,
+)
 from api.store import utcnow
 from domain.errors import IdempotencyKeyReusedError
 from domain.events import JobRequested
 from domain.ids import new_job_id
+from domain.job import JobState, evolve
 from infra import spans, tracing
+from infra.eventlog import Submission
 
 # The JSON gate runs before FastAPI parses the body: 415 and 400 come before any 422.
 router = APIRouter(route_class=JsonBodyRoute)
@@ -54,8 +64,42 @@ ACCEPTED_HEADERS = {
     },
 }
 
+PREFER_PARAMETER = {
+    "name": prefer.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "RFC 7240 preferences. `wait=N` (whole seconds, more than "
+    f"{WAIT_LIMIT_S} taken as {WAIT_LIMIT_S}) holds the answer until the job is succeeded or "
+    "failed, or N seconds passed: then 200 with the terminal job, else 202 with the job as it "
+    "is, both with `Preference-Applied`. Other preferences are ignored.",
+    "schema": {"type": "string"},
+}
+
+WAITED_HEADERS = {
+    **ACCEPTED_HEADERS,
+    prefer.APPLIED_HEADER: {
+        "description": "With `Prefer: wait=N` only: the wait honoured, `wait=N` (the server "
+        "may wait less than asked).",
+        "required": False,
+        "schema": {"type": "string"},
+    },
+}
+FINISHED_HEADERS = {
+    **WAITED_HEADERS,
+    REPLAY_HEADER: {
+        **ACCEPTED_HEADERS[REPLAY_HEADER],
+        "description": "Present, and `true`, only when this answer is about the job that the "
+        "Idempotency-Key already named.",
+    },
+}
+
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"headers": ACCEPTED_HEADERS},
+    200: {
+        "model": JobBody,
+        "description": "With `Prefer: wait=N` only: the job, terminal within the wait.",
+        "headers": FINISHED_HEADERS,
+    },
+    202: {"headers": WAITED_HEADERS},
     400: problem_response(
         "The body is not UTF-8 JSON, or the Idempotency-Key is invalid.",
         example(400, "malformed-json", "Malformed JSON", "The body is empty; send a JSON object."),
@@ -75,15 +119,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
             "The request body is larger than 65536 bytes.",
         ),
     ),
-    415: problem_response(
-        "The body is not declared as application/json in UTF-8.",
-        example(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "Send the body as application/json (UTF-8); got text/plain.",
-        ),
-    ),
+    **UNSUPPORTED_MEDIA_TYPE,
     422: problem_response(
         "JSON that is not a valid request, an unknown model version, or a reused key.",
         example(
@@ -128,12 +164,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _fingerprint(text: str, model_version: str) -> str:
+def request_fingerprint(text: str, model_version: str) -> str:
     canonical = json.dumps({"model_version": model_version, "text": text}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def idempotency_key(request: Request) -> str | None:
+async def idempotency_key(request: Request) -> str | None:
     """The request's key, checked before the body is validated (a bad key is 400, not 422)."""
     values = request.headers.getlist(KEY_HEADER)
     if not values:
@@ -150,13 +186,17 @@ def idempotency_key(request: Request) -> str | None:
 @router.post(
     "/v1/inference",
     status_code=202,
-    response_model=JobAccepted,
+    response_model=JobAccepted | JobBody,
     summary="Submit a text for classification",
     description=f"Accepts a job: `text` (1 to {MAX_TEXT_CHARS} characters after stripping) and "
-    "an optional `model_version`. Answers 202 as soon as the job is in the event log.",
-    response_description="Accepted: the job is in the event log (or this replays it).",
+    "an optional `model_version`. Answers 202 `{job_id, status}` as soon as the job is in the "
+    "event log. With `Prefer: wait=N`, waits for the outcome first (woken by the projector, "
+    "not by polling) and answers with the whole job: 200 when it is terminal, 202 when the "
+    "wait ran out.",
+    response_description="Accepted: the job is in the event log (or this replays it); with "
+    "`Prefer: wait=N`, the job as it was when the wait ran out.",
     responses=RESPONSES,
-    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER]},
 )
 async def submit(
     body: InferenceRequest,
@@ -164,13 +204,54 @@ async def submit(
     response: Response,
     svc: Annotated[Services, Depends(services)],
     key: Annotated[str | None, Depends(idempotency_key)],
-) -> JobAccepted:
+) -> JobAccepted | JobBody:
+    wait_s = prefer.wait_seconds(request.headers.getlist(prefer.HEADER), svc.settings.max_wait_s)
+    if wait_s is None:
+        _event, submission = await _accept(body, request, response, svc, key, new_job_id())
+        return JobAccepted(job_id=submission.job_id)
+    response.headers[prefer.APPLIED_HEADER] = prefer.applied_wait(wait_s)
+    job_id, state = await _accept_and_wait(body, request, response, svc, key, wait_s)
+    if state is None:  # a replayed job no longer readable: nothing better than the 202
+        return JobAccepted(job_id=job_id)
+    if state.status.is_terminal:
+        response.status_code = 200
+    return to_body(state)
+
+
+async def _accept_and_wait(
+    body: InferenceRequest,
+    request: Request,
+    response: Response,
+    svc: Services,
+    key: str | None,
+    wait_s: float,
+) -> tuple[str, JobState | None]:
+    # Watched before the job exists: its outcome cannot be announced before this request listens.
+    with svc.waiters.watch(new_job_id()) as watch:
+        event, submission = await _accept(body, request, response, svc, key, watch.job_id)
+        if submission.created:
+            # A new job is queued: no need to read what was just written.
+            queued = evolve(None, event)
+            return event.job_id, await wait_for_job(svc, watch, queued, wait_s, request.receive)
+    replayed = await job_within(svc, submission.job_id, wait_s, request.receive)
+    return submission.job_id, replayed
+
+
+async def _accept(
+    body: InferenceRequest,
+    request: Request,
+    response: Response,
+    svc: Services,
+    key: str | None,
+    job_id: str,
+) -> tuple[JobRequested, Submission]:
+    """Append the job as `job_id`, or find the job the key already named; sets the headers."""
     version = body.model_version or svc.settings.default_model_version
     svc.require_model(version)
     header = request.headers.get("traceparent") or ""
     with spans.span("inferflow.submit", header, **{"inferflow.model_version": version}) as current:
         event = JobRequested(
-            job_id=new_job_id(),
+            job_id=job_id,
             occurred_at=utcnow(),
             text=body.text,
             model_version=version,
@@ -178,7 +259,7 @@ async def submit(
             traceparent=current.traceparent or tracing.accept(header),
         )
         current.set(**{"inferflow.job_id": event.job_id})
-        fingerprint = _fingerprint(body.text, version)
+        fingerprint = request_fingerprint(body.text, version)
         submission = await svc.log.submit(
             event, key, fingerprint, svc.settings.job_index_ttl_s, svc.settings.idempotency_ttl_s
         )
@@ -198,4 +279,4 @@ async def submit(
     else:
         metrics.JOBS_SUBMITTED.inc()
     response.headers["Location"] = f"/v1/jobs/{submission.job_id}"
-    return JobAccepted(job_id=submission.job_id)
+    return event, submission

@@ -291,10 +291,14 @@ def test_the_description_publishes_the_limits_and_why_there_is_no_409(api: Servi
     assert f"{MAX_BODY_BYTES} bytes" in spec["info"]["description"]
     assert "409" in spec["info"]["description"]
     submit = spec["paths"]["/v1/inference"]["post"]
-    assert set(submit["responses"]) == {"202", "400", "413", "415", "422", "500", "503"}
+    assert set(submit["responses"]) == {"200", "202", "400", "413", "415", "422", "500", "503"}
     assert "409" not in submit["responses"]
-    assert set(submit["responses"]["202"]["headers"]) == {"Location", REPLAY_HEADER}
-    assert [p["name"] for p in submit["parameters"]] == [KEY_HEADER]
+    assert set(submit["responses"]["202"]["headers"]) == {
+        "Location",
+        REPLAY_HEADER,
+        "Preference-Applied",
+    }
+    assert [p["name"] for p in submit["parameters"]] == [KEY_HEADER, "Prefer"]
     assert "Retry-After" in submit["responses"]["503"]["headers"]
     for path in spec["paths"].values():
         for operation in path.values():

@@ -1,0 +1,81 @@
+"""Holding a request until its job is terminal or the wait runs out (GET ?wait=, Prefer: wait).
+
+A wait is woken by the projector's announcement (api.waiters), never by reading in a loop. A
+wake is only a hint to read the job again, the database stays the answer: so a wake-up for every
+waiter after a reconnect is harmless, and a lost one costs time, not correctness, because the
+job is read once more when the wait runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.types import Receive
+
+from api.deps import Services
+from api.waiters import Watch
+from domain.job import JobState
+
+# The most a request may ask for; MAX_WAIT_S can only shorten it.
+WAIT_LIMIT_S = 60
+
+
+async def read_job(svc: Services, job_id: str) -> JobState | None:
+    # Before the projector reaches a job, its JobRequested in the log says it is queued.
+    return await svc.projection.job(job_id) or await svc.log.accepted_job(job_id)
+
+
+def _settled(state: JobState | None) -> bool:
+    return state is None or state.status.is_terminal
+
+
+async def job_within(
+    svc: Services, job_id: str, wait_s: float, receive: Receive
+) -> JobState | None:
+    """The job, read after it became terminal or `wait_s` seconds passed; None if unknown."""
+    if wait_s <= 0:
+        return await read_job(svc, job_id)
+    # Registered before the read: an announcement between the two is not missed.
+    with svc.waiters.watch(job_id) as watch:
+        state = await read_job(svc, job_id)
+        return await wait_for_job(svc, watch, state, wait_s, receive)
+
+
+async def wait_for_job(
+    svc: Services, watch: Watch, state: JobState | None, wait_s: float, receive: Receive
+) -> JobState | None:
+    """Wait up to `wait_s` for `watch`'s job, whose state was `state` once `watch` existed."""
+    if _settled(state) or wait_s <= 0:
+        return state
+    deadline = asyncio.get_running_loop().time() + wait_s
+    async with _abandon_on_disconnect(receive, watch):
+        while not _settled(state):
+            woken = await watch.wait(deadline)
+            if watch.abandoned:
+                break
+            state = await read_job(svc, watch.job_id)
+            if not woken:
+                break
+    return state
+
+
+@asynccontextmanager
+async def _abandon_on_disconnect(receive: Receive, watch: Watch) -> AsyncIterator[None]:
+    """Stop waiting when the client goes away, instead of holding the watch to the deadline."""
+    listening = asyncio.create_task(_until_disconnect(receive))
+    listening.add_done_callback(lambda _: watch.abandon())
+    try:
+        yield
+    finally:
+        listening.cancel()
+        # Collected so that neither its cancellation nor an error of its own is reported.
+        await asyncio.gather(listening, return_exceptions=True)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    # The body, if any, was read already: what remains is an empty request message, if that,
+    # then the disconnect.
+    while (await receive())["type"] != "http.disconnect":
+        pass

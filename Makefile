@@ -37,8 +37,10 @@ openapi: install
 	$(PY) -m api openapi --output docs/openapi.json
 
 ## Load a whole InferFlow on this machine (embedded servers unless URLs are set) and report.
+BENCH_ARGS ?= --backlog-jobs 100000 --json .run/bench.json
 bench: install
-	$(PY) -m bench
+	mkdir -p .run
+	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.recovery
 
 clean:

@@ -1,127 +1,129 @@
-"""`make bench`: load a whole InferFlow on this machine and report, with a reference limit.
+"""`python -m bench`: load a whole InferFlow on this machine and report, with a reference limit.
 
-Modes (all by default): `sequential` (the seed's bench.sh: one client, N jobs, submit then poll
-to the end), `concurrent` (C clients doing the same), `accept` (C clients only submitting,
-against the API and against the reference endpoint that only appends to a stream).
+Modes (--mode all, or a comma list of them):
+  sequential  1 client: submit, poll until terminal, submit the next (the seed's bench.sh)
+  longpoll    1 client: POST with Prefer: wait=S (GET ?wait=S after a 202); latency
+  concurrent  C clients submitting and waiting (GET ?wait=S; --poll: plain polling)
+  batch       clients posting batches of B jobs; accept rate and end to end from the log
+  accept      submit only, single and batch, against the bare reference endpoint
+  projector   fill the stream with the projector stopped, then its live rate
+  scaling     concurrent (or batch) load against 1, 2, 4 consumers, a fresh stack each
+  backlog     N queued jobs (default 1,000,000): drain rate by tenths, latency before/after
+
+Servers come from REDIS_URL / DATABASE_URL, else embedded ones, started once. Every stack gets
+a fresh database and key prefix. The load comes from `bench.loadgen` processes (uvloop, a
+hand-written HTTP/1.1 client), so the client costs little of the machine it shares.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-import httpx
-import redis
+from bench import machine, options, targets
+from bench.accept import accept
+from bench.backlog import backlog
+from bench.batch import batch
+from bench.catchup import projector
+from bench.endtoend import concurrent, longpoll, sequential
+from bench.report import Section, write_json
+from bench.runs import Bench
+from bench.scaling import scaling
+from bench.stack import reference_server, running_stack
+from tests.servers import postgres_server, redis_server
 
-from bench import load, report
-from bench.stack import running_stack
-from tests.e2e.harness import Service, free_port
-
-
-def _reference(redis_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.reference:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env={**os.environ, "REDIS_URL": redis_url},
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.post(f"{url}/append", json={"text": "warm-up"}, timeout=1)
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("the reference endpoint did not start")
+SHARED: dict[str, Callable[[Bench], Section]] = {
+    "sequential": sequential,
+    "longpoll": longpoll,
+    "concurrent": concurrent,
+    "batch": batch,
+    "accept": accept,
+}
+OWN_STACK: dict[str, Callable[[Path, options.Options], Section | list[Section]]] = {
+    "projector": projector,
+    "scaling": scaling,
+    "backlog": backlog,
+}
 
 
-def _with_log(service: Service, run: load.Run) -> report.Outcomes:
-    client = redis.Redis.from_url(service.env["REDIS_URL"], decode_responses=True)
+@contextmanager
+def servers() -> Iterator[tuple[str, str]]:
+    """Redis and PostgreSQL once for the whole bench; every stack below reuses them."""
+    with redis_server() as redis_url, postgres_server() as postgres_url:
+        os.environ.update(REDIS_URL=redis_url, DATABASE_URL=postgres_url)
+        yield redis_url, postgres_url
+
+
+def header(described: dict[str, Any], o: options.Options) -> None:
+    print("# InferFlow bench")
+    print(f"command   {described['command']}")
+    load = " ".join(f"{x:.2f}" for x in described["load_average"])
+    print(f"machine   {described['cores']} cores, {described['cpu']}, "
+          f"{described['memory_gb']} GB RAM, load average {load}")  # fmt: skip
+    print(f"software  Python {described['python']}, {described['redis']}, "
+          f"{described['postgresql']}")  # fmt: skip
+    env = " ".join(f"{k}={v}" for k, v in o.env.items()) or "defaults"
+    print(f"stack     {o.consumers} consumer(s), {o.api_workers} API worker(s), env: {env}; "
+          f"load: {o.load_procs} process(es)", flush=True)  # fmt: skip
+
+
+def guarded(mode: str, run: Callable[[], Section | list[Section]]) -> list[Section]:
+    """A mode that fails is reported and the others still run (runs can take many minutes)."""
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            seen = report.log_outcomes(client, service.names, run.accepted)
-            if seen.lost == 0 or time.monotonic() > deadline:
-                return seen
-            time.sleep(0.5)
-    finally:
-        client.close()
+        result = run()
+    except Exception as exc:
+        traceback.print_exc()
+        failed = Section(f"{mode}: failed", mode, data={"error": repr(exc)})
+        failed.row("error", repr(exc))
+        result = failed
+    sections = result if isinstance(result, list) else [result]
+    for section in sections:
+        if not section.printed:  # long modes print their parts as they end
+            section.print()
+    return sections
 
 
-def _print_run(title: str, service: Service, run: load.Run) -> None:
-    seen = _with_log(service, run)
-    success = run.statuses.get("succeeded", 0) / max(len(run.accepted), 1)
-    print(f"\n## {title}")
-    print(
-        f"success rate        {success:.1%} ({len(run.accepted)} accepted, {run.refused} refused)"
-    )
-    print(f"throughput          {len(run.terminal_s) / run.wall_s:.0f} jobs/s end to end")
-    print(f"submit p50/95/99    {report.ms(run.submit_s)} ms")
-    print(f"observed p50/95/99  {report.ms(run.terminal_s)} ms (client: submit to terminal seen)")
-    print(f"log p50/95/99       {report.ms(seen.latency_s)} ms (JobRequested to outcome)")
-    print(f"retry rate          {seen.retry_rate:.1%}")
-    print(f"lost jobs           {seen.lost}")
+def shared_modes(work: Path, o: options.Options, redis_url: str) -> list[Section]:
+    modes = [m for m in o.modes if m in SHARED]
+    if not modes:
+        return []
+    sections: list[Section] = []
+    with ExitStack() as stack:
+        reference = reference_server(redis_url, o.api_workers) if o.reference else nullcontext()
+        reference_url = stack.enter_context(reference)
+        service = stack.enter_context(running_stack(work, o.consumers, o.api_workers, env=o.env))
+        bench = Bench(service, o, reference_url)
+        stack.callback(bench.close)
+        bench.warm_up()
+        for mode in modes:
+            sections += guarded(mode, partial(SHARED[mode], bench))
+    return sections
 
 
-def _accept(service: Service, ref_url: str, clients: int, total: int) -> None:
-    ours = load.submit_only(service.url, "/v1/inference", clients, total)
-    bare = load.submit_only(ref_url, "/append", clients, total)
-    ours_rate, bare_rate = len(ours.accepted) / ours.wall_s, len(bare.accepted) / bare.wall_s
-    print(f"\n## accept rate, {clients} clients, {total} submissions")
-    print(f"reference (XADD only)  {bare_rate:.0f}/s  submit p50/95/99 {report.ms(bare.submit_s)}")
-    print(f"InferFlow API          {ours_rate:.0f}/s  submit p50/95/99 {report.ms(ours.submit_s)}")
-    print(f"ratio                  {ours_rate / bare_rate:.2f}")
-
-
-def _parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument(
-        "--mode", choices=("all", "sequential", "concurrent", "accept"), default="all"
-    )
-    parser.add_argument("-n", "--jobs", type=int, default=2000, help="jobs per concurrent run")
-    parser.add_argument("--sequential-jobs", type=int, default=200)
-    parser.add_argument("-c", "--clients", type=int, default=32)
-    parser.add_argument("--consumers", type=int, default=2)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = _parse()
-    print(f"# InferFlow bench: {os.cpu_count()} cores, {args.consumers} consumers")
+def main(argv: list[str] | None = None) -> None:
+    o = options.parse(argv, __doc__)
     with (
-        tempfile.TemporaryDirectory() as work,
-        running_stack(Path(work), consumers=args.consumers) as service,
+        servers() as (redis_url, postgres_url),
+        tempfile.TemporaryDirectory(prefix="inferflow-bench-") as tmp,
     ):
-        if args.mode in ("all", "sequential"):
-            run = load.submit_and_wait(service.url, 1, args.sequential_jobs)
-            _print_run(f"sequential, {args.sequential_jobs} jobs", service, run)
-        if args.mode in ("all", "concurrent"):
-            run = load.submit_and_wait(service.url, args.clients, args.jobs)
-            _print_run(f"concurrent, {args.clients} clients, {args.jobs} jobs", service, run)
-        if args.mode in ("all", "accept"):
-            proc, ref_url = _reference(service.env["REDIS_URL"])
-            try:
-                _accept(service, ref_url, args.clients, args.jobs)
-            finally:
-                proc.terminate()
-                proc.wait()
-        rss = {name: report.rss_mb(p.pid) for name, p in service.procs.items()}
-        print("\nresident memory (MB): " + ", ".join(f"{n} {v:.0f}" for n, v in rss.items()))
+        described = machine.describe(redis_url, postgres_url)
+        header(described, o)
+        work = Path(tmp)
+        sections = shared_modes(work, o, redis_url)
+        for mode in (m for m in o.modes if m in OWN_STACK):
+            sections += guarded(mode, partial(OWN_STACK[mode], work, o))
+        checked = targets.check(sections)
+        checked.print()
+        if o.json:
+            write_json(o.json, {**described, "options": asdict(o)}, [*sections, checked])
+            print(f"\nresults written to {o.json}")
 
 
 if __name__ == "__main__":

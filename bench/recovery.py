@@ -43,7 +43,7 @@ def trial(service: Service, client: redis.Redis, replacement: int) -> float:
 
 def measure(trials: int, work: Path) -> list[float]:
     env = {"INFERENCE_TIMEOUT_MS": "10000", "FAULT_INJECTION": "true"}
-    with running_stack(work, consumers=2, **env) as service:
+    with running_stack(work, consumers=2, env=env) as service:
         client = redis.Redis.from_url(service.env["REDIS_URL"], decode_responses=True)
         try:
             return [trial(service, client, i) for i in range(trials)]

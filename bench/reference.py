@@ -1,9 +1,10 @@
 """The limit to compare against: a bare endpoint on the same stack that only appends to a stream.
 
 Same server (uvicorn, one process), same framework and Redis client as the API, and nothing
-else: no validation beyond a JSON body, no idempotency, no model check. Its accept rate is the
-most any design on this stack can accept, so results are reported as a ratio to it and stay
-comparable across machines.
+else: no validation beyond a JSON body, no idempotency, no model check (`/append`, and
+`/append_batch` for `{"items": [{"text": ...}, ...]}`, one pipelined XADD per item). Its accept
+rate is the most any design on this stack can accept, so results are reported as a ratio to it
+and stay comparable across machines.
 """
 
 from __future__ import annotations
@@ -26,5 +27,15 @@ def create_app() -> FastAPI:
         body = await request.json()
         entry = await client.xadd(STREAM, {"text": str(body.get("text", ""))})
         return {"id": str(entry)}
+
+    @app.post("/append_batch", status_code=202)
+    async def append_batch(request: Request) -> dict[str, int]:
+        # The most a batch endpoint can do on this stack: one pipelined round trip of XADDs.
+        items = (await request.json())["items"]
+        pipe = client.pipeline(transaction=False)
+        for item in items:
+            pipe.xadd(STREAM, {"text": str(item.get("text", ""))})
+        await pipe.execute()
+        return {"accepted": len(items)}
 
     return app

@@ -1,65 +1,79 @@
-"""Turning a load run and the event log into the numbers docs/benchmarks.md reports."""
+"""Numbers into text and JSON: percentiles, and sections printed as they are measured."""
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import redis
-
-from domain.events import JobRequested, JobRetrying, decode, is_terminal
-from infra.eventlog import range_entries
-from infra.names import Names
+QUANTILES = (50, 95, 99)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def quantiles_ms(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {f"p{q}": round(percentile(ordered, q) * 1000, 3) for q in QUANTILES}
 
 
 def ms(values: Sequence[float]) -> str:
-    return " / ".join(f"{percentile(values, q) * 1000:.1f}" for q in (50, 95, 99))
+    """'p50 / p95 / p99' in milliseconds."""
+    return " / ".join(f"{v:.1f}" for v in quantiles_ms(values).values())
 
 
-@dataclass(frozen=True)
-class Outcomes:
-    latency_s: list[float]
-    retry_rate: float
-    lost: int
+def rate(count: float, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
 
 
-def log_outcomes(client: redis.Redis, names: Names, job_ids: Iterable[str]) -> Outcomes:
-    """Server-side view of the jobs: terminal latency from the events, retries, lost jobs."""
-    wanted = set(job_ids)
-    requested: dict[str, float] = {}
-    latency: list[float] = []
-    retried: set[str] = set()
-    done: set[str] = set()
-    for _, fields in range_entries(client.xrange(names.events)):
-        event = decode(fields)
-        if event.job_id not in wanted:
-            continue
-        at = event.occurred_at.timestamp()
-        if isinstance(event, JobRequested):
-            requested[event.job_id] = at
-        elif isinstance(event, JobRetrying):
-            retried.add(event.job_id)
-        elif is_terminal(event) and event.job_id in requested:
-            done.add(event.job_id)
-            latency.append(at - requested[event.job_id])
-    return Outcomes(latency, len(retried) / max(len(wanted), 1), len(wanted - done))
+def counts(mapping: Mapping[Any, int]) -> str:
+    return ", ".join(f"{n} x {key}" for key, n in sorted(mapping.items(), key=str)) or "none"
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+@dataclass
+class Section:
+    """One measured run: printed as `## title` and aligned rows, kept as data for --json."""
+
+    title: str
+    mode: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    printed: bool = False
+
+    def row(self, label: str, text: str) -> None:
+        self.rows.append((label, text))
+
+    def print(self) -> None:
+        self.printed = True
+        print(f"\n## {self.title}")
+        width = max((len(label) for label, _ in self.rows), default=0)
+        for label, text in self.rows:
+            print(f"{label.ljust(width)}  {text}", flush=True)
 
 
-def mean(values: Sequence[float]) -> float:
-    return statistics.fmean(values) if values else float("nan")
+def _clean(value: Any) -> Any:
+    # JSON has no NaN: a value that could not be measured is null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, machine: Mapping[str, Any], sections: Sequence[Section]) -> None:
+    document = {
+        "machine": machine,
+        "runs": [{"title": s.title, "mode": s.mode, **s.data} for s in sections],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(document), indent=2, default=str) + "\n")

@@ -1,0 +1,110 @@
+"""Command line of `python -m bench`: which modes to run, their sizes, and the stack's shape."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+# Modes that share one stack, then the ones that start their own.
+SHARED_MODES = ("sequential", "longpoll", "concurrent", "batch", "accept")
+OWN_STACK_MODES = ("projector", "scaling", "backlog")
+MODES = SHARED_MODES + OWN_STACK_MODES
+
+
+@dataclass(frozen=True)
+class Options:
+    modes: tuple[str, ...]
+    jobs: int
+    sequential_jobs: int
+    longpoll_jobs: int
+    clients: int
+    poll: bool
+    poll_ms: float
+    wait_s: int
+    batch_jobs: int
+    batch_size: int
+    batch_clients: int
+    accept_jobs: int
+    reference_jobs: int
+    scaling_consumers: tuple[int, ...]
+    scaling_load: str
+    backlog_jobs: int
+    backlog_probes: int
+    projector_events: int
+    consumers: int
+    api_workers: int
+    env: dict[str, str]
+    load_procs: int
+    reference: bool
+    warmup: int
+    json: Path | None
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    asked = tuple(m.strip() for m in text.split(",") if m.strip())
+    if "all" in asked:
+        return MODES
+    unknown = [m for m in asked if m not in MODES]
+    if unknown or not asked:
+        raise argparse.ArgumentTypeError(f"modes are all or some of {', '.join(MODES)}")
+    return tuple(m for m in MODES if m in asked)  # always in the same order
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(","))
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module's text as written, and every option's default."""
+
+
+def parser(description: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=description, formatter_class=_Help
+    )
+    add = p.add_argument
+    add("--mode", type=_modes, default="all", help="all, or a comma list of the modes above")
+    add("-n", "--jobs", type=int, default=5000, help="jobs of the concurrent run")
+    add("--sequential-jobs", type=int, default=200, help="jobs of the sequential run")
+    add("--longpoll-jobs", type=int, default=500, help="jobs of the long-poll run")
+    add("-c", "--clients", type=int, default=32, help="clients of the concurrent and accept runs")
+    add("--poll", action="store_true", help="concurrent: poll plainly instead of GET ?wait=")
+    add("--poll-ms", type=float, default=5.0, help="interval of plain polling")
+    add("--wait-s", type=int, default=10, help="long-poll wait asked for (at most 60)")
+    add("--batch-jobs", type=int, default=100_000, help="jobs of the batch run")
+    add("--batch-size", type=int, default=1000, help="jobs per batch request (at most 1000)")
+    add("--batch-clients", type=int, default=4, help="clients posting batches")
+    add("--accept-jobs", type=int, default=20_000, help="submissions of the accept run")
+    add("--reference-jobs", type=int, default=10_000, help="appends per reference run")
+    add("--scaling-consumers", type=_counts, default="1,2,4", help="consumer counts to compare")
+    add("--scaling-load", choices=("concurrent", "batch"), default="concurrent",
+        help="the load each scaling run applies")  # fmt: skip
+    add("--backlog-jobs", type=int, default=1_000_000, help="queued jobs of the backlog run")
+    add("--backlog-probes", type=int, default=10, help="jobs long-polled during the drain")
+    add("--projector-events", type=int, default=200_000, help="events of the projector run")
+    add("--consumers", type=int, default=2, help="consumer processes of the stack")
+    add("--api-workers", type=int, default=1, help="API_WORKERS of the API (and the reference)")
+    add("--env", type=_pair, action="append", default=[], metavar="KEY=VALUE",
+        help="environment for every role, e.g. READ_COUNT=64 (repeat)")  # fmt: skip
+    add("--load-procs", type=int, default=1, help="load generator processes")
+    add("--no-reference", dest="reference", action="store_false",
+        help="skip the reference endpoint (no ratios)")  # fmt: skip
+    add("--warmup", type=int, default=100, help="jobs run on each stack before measuring")
+    add("--json", type=Path, help="also write every result to this file")
+    return p
+
+
+def parse(argv: list[str] | None = None, description: str | None = None) -> Options:
+    args = parser(description).parse_args(argv)
+    values = vars(args)
+    values["modes"] = values.pop("mode")
+    values["env"] = dict(values["env"])
+    return Options(**values)

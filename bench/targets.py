@@ -1,0 +1,71 @@
+"""The performance targets of issue #6, checked against what this run measured."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bench.report import Section
+
+# Last tenth of a drained backlog against the first: "flat" allows this much noise.
+FLAT_WITHIN = 0.9
+RSS_LIMIT_MB = 150.0
+
+
+def _runs(sections: Iterable[Section], mode: str) -> list[dict[str, Any]]:
+    return [s.data for s in sections if s.mode == mode]
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def _largest(sections: Iterable[Section], role: Callable[[str], bool]) -> float:
+    sizes = [
+        mb
+        for s in sections
+        for name, p in s.data.get("rss_mb", {}).items()
+        if role(name)
+        for mb in p["processes"]
+    ]
+    return max(sizes, default=float("nan"))
+
+
+def check(sections: list[Section]) -> Section:
+    table = Section("targets (issue #6)", "targets")
+    results: list[dict[str, Any]] = []
+
+    def target(name: str, measured: float, unit: str, ok: bool) -> None:
+        if math.isnan(measured):
+            table.row(name, "not measured")
+        else:
+            shown = f"{measured:.1f}" if unit in ("ms", "MB", "") else f"{measured:.0f}"
+            table.row(name, f"{shown}{' ' + unit if unit else ''}: {'met' if ok else 'MISSED'}")
+        verdict = "not measured" if math.isnan(measured) else ("met" if ok else "missed")
+        results.append({"target": name, "measured": measured, "unit": unit, "verdict": verdict})
+
+    for run in _runs(sections, "concurrent"):
+        rate, lost = _number(run.get("throughput_jobs_s")), run.get("lost")
+        target(f"{run['clients']} clients >= 1000 jobs/s, 0 lost ({lost} lost)", rate, "jobs/s",
+               rate >= 1000 and lost == 0)  # fmt: skip
+    for run in _runs(sections, "longpoll"):
+        p50, p95 = (_number(run["terminal_ms"][q]) for q in ("p50", "p95"))
+        target("long-poll p50 <= 5 ms", p50, "ms", p50 <= 5)
+        target("long-poll p95 <= 10 ms", p95, "ms", p95 <= 10)
+    for run in _runs(sections, "batch"):
+        rate = _number(run.get("throughput_jobs_s"))
+        target("batch >= 20000 jobs/s end to end", rate, "jobs/s", rate >= 20_000)
+    for run in _runs(sections, "projector"):
+        rate = _number(run.get("events_per_s"))
+        target("projector >= 20000 events/s live", rate, "events/s", rate >= 20_000)
+    for run in _runs(sections, "backlog"):
+        flat = _number(run.get("flatness"))
+        target(f"backlog drain flat (last/first tenth >= {FLAT_WITHIN})", flat, "",
+               flat >= FLAT_WITHIN)  # fmt: skip
+    api = _largest(sections, lambda name: name == "api")
+    consumer = _largest(sections, lambda name: name.startswith("consumer"))
+    target("api process < 150 MB (largest)", api, "MB", api < RSS_LIMIT_MB)
+    target("consumer process < 150 MB (largest)", consumer, "MB", consumer < RSS_LIMIT_MB)
+    table.data["targets"] = results
+    return table

@@ -32,9 +32,26 @@ def _occurred_at(fields: Mapping[str, str]) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else None
 
 
+# PostgreSQL can hold U+0000 neither in text nor in jsonb (UntranslatableCharacter), and the
+# log can: Redis strings are binary-safe, and nothing stops a submitted text containing a NUL.
+# Archived as it was, such an entry would fail its batch again on every retry and stop the
+# projector for good. Its NULs are archived as U+FFFD (the replacement character) instead: the
+# one place where the archive differs from the log. No projected row depends on the text, so a
+# rebuild from the archive gives the same rows.
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
+
+
+def _without_nul(fields: Mapping[str, str]) -> dict[str, str]:
+    if NUL not in "".join(fields.values()) and NUL not in "".join(fields):
+        return dict(fields)
+    return {k.replace(NUL, REPLACEMENT): v.replace(NUL, REPLACEMENT) for k, v in fields.items()}
+
+
 def archive_row(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
-    """The entry as written, not upcast: the archive keeps what the log held."""
+    """The entry as written, not upcast: the archive keeps what the log held (NULs aside)."""
     ms, seq = position(entry_id)
+    fields = _without_nul(fields)
     return {
         "entry_id": entry_id,
         "entry_ms": ms,
@@ -43,12 +60,18 @@ def archive_row(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
         "type": fields.get("type"),
         "schema_version": _version(fields),
         "occurred_at": _occurred_at(fields),
-        "fields": dict(fields),
+        "fields": fields,
     }
 
 
+def rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    return [archive_row(entry_id, fields) for entry_id, fields in entries]
+
+
+_DO_NOTHING = "ON CONFLICT (entry_id) DO NOTHING"
 CREATE_STAGE = statements.create_stage(events)
-INSERT_STAGED = statements.insert_from_stage(events, "ON CONFLICT (entry_id) DO NOTHING")
+INSERT_STAGED = statements.insert_from_stage(events, _DO_NOTHING)
+INSERT_ARRAYS = statements.insert_arrays(events, _DO_NOTHING)
 
 
 def write(conn: Connection, entries: Sequence[Entry]) -> None:
@@ -61,7 +84,12 @@ def write(conn: Connection, entries: Sequence[Entry]) -> None:
 
 def stage(cursor: Any, entries: Sequence[Entry]) -> None:
     """COPY `entries` to the archive's stage (`CREATE_STAGE`); `INSERT_STAGED` moves them in."""
-    statements.copy_rows(cursor, events, [archive_row(e, fields) for e, fields in entries])
+    statements.copy_rows(cursor, events, rows(entries))
+
+
+def insert(cursor: Any, entries: Sequence[Entry]) -> None:
+    """Archive `entries` in one statement and no stage, so that it can go in a pipeline."""
+    cursor.execute(INSERT_ARRAYS, statements.column_arrays(events, rows(entries)))
 
 
 _POSITION = tuple_(events.c.entry_ms, events.c.entry_seq)

@@ -9,7 +9,7 @@ from infra.settings import CommonSettings
 
 class ProjectorSettings(CommonSettings):
     projection_name: str = "jobs"
-    read_count: int = Field(default=500, ge=1, le=10000)
+    read_count: int = Field(default=2000, ge=1, le=10000)
     read_block_ms: int = Field(default=1000, ge=1)
     # Where /metrics is served; 0: not served.
     metrics_port: int = Field(default=9102, ge=0, le=65535)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 
 from domain.errors import InferFlowError
 from domain.events import Event, decode
@@ -58,20 +60,38 @@ def decode_entries(entries: Sequence[Entry]) -> list[tuple[str, Event]]:
     return events
 
 
+# Batches of up to this many entries write with INSERTs over arrays, in the pipeline that also
+# commits; larger ones by COPY through the stages. Measured per batch against a local server,
+# arrays against COPY: 1 entry 0.95 against 1.38 ms, 32 entries 2.0 against 3.2 ms, 128 entries
+# 4.7 against 5.8 ms, 512 entries 16.4 against 18.5 ms; from 1,000 entries on the two cost the
+# same. Up to here, then, the arrays win, and the live projector's reads (500 by default) all go
+# that way; rebuilds, 2,000 entries a batch, keep COPY.
+SMALL_BATCH = 512
+
+
 class ProjectionStore:
     """One projection: a jobs table and its checkpoint, by name, so that a rebuild can fold the
     same log into a shadow table beside the live one."""
 
     def __init__(
-        self, engine: Engine, name: str, table: Table = jobs, archives: bool = True
+        self,
+        engine: Engine,
+        name: str,
+        table: Table = jobs,
+        archives: bool = True,
+        small_batch: int = SMALL_BATCH,
     ) -> None:
         self._engine = engine
         self._name = name
         self._table = table
         self._archives = archives
+        self._small_batch = small_batch
         self._select = statements.select_by_keys(table, "job_id")
         self._create_stage = statements.create_stage(table)
-        self._upsert = statements.upsert_from_stage(table, "job_id")
+        self._upsert_staged = statements.upsert_from_stage(table, "job_id")
+        self._upsert_arrays = statements.insert_arrays(
+            table, statements.replace_on(table, "job_id")
+        )
 
     @property
     def name(self) -> str:
@@ -94,12 +114,24 @@ class ProjectionStore:
         entries: Sequence[Entry],
         events: list[tuple[str, Event]] | None = None,
     ) -> Checkpoint:
-        """Fold `entries` (read after `expected`) into the rows; returns the new checkpoint.
-        `events` are the entries decoded, when the caller has done it already."""
+        """Fold `entries` (read after `expected`) into the rows, in a transaction of its own;
+        returns the new checkpoint. `events` are the entries decoded, when the caller has done
+        it already.
+
+        A small batch takes two round trips: BEGIN, advancing the checkpoint (which locks it)
+        and reading the jobs the batch touches in one pipeline; the rows, the archive and the
+        COMMIT in another."""
         if not entries:
             return expected
-        with self._engine.begin() as conn:
-            return self.apply_in(conn, expected, entries, self._archives, events)
+        try:
+            with (
+                self._engine.connect() as conn,
+                statements.own_transaction(statements.driver_connection(conn)) as raw,
+            ):
+                return self._apply(raw, expected, entries, self._archives, events, own=True)
+        except psycopg.OperationalError as exc:
+            # As SQLAlchemy would have raised it: the error the runner waits out and retries.
+            raise OperationalError(None, None, exc) from exc
 
     def apply_in(
         self,
@@ -109,56 +141,110 @@ class ProjectionStore:
         archives: bool,
         events: list[tuple[str, Event]] | None = None,
     ) -> Checkpoint:
-        """`apply` inside the caller's transaction; the archive is written when `archives`.
-
-        A handful of round trips whatever the batch size: advancing the checkpoint (which locks
-        it) goes with the read of the jobs the batch touches; the fold runs in Python; rows and
-        archive go by COPY (see `statements`)."""
+        """`apply` inside the caller's transaction (a rebuild applies several batches in one);
+        the archive is written when `archives`."""
         if not entries:
             return expected
+        raw = statements.driver_connection(conn)
+        return self._apply(raw, expected, entries, archives, events, own=False)
+
+    def _apply(
+        self,
+        raw: psycopg.Connection[Any],
+        expected: Checkpoint,
+        entries: Sequence[Entry],
+        archives: bool,
+        events: list[tuple[str, Event]] | None,
+        own: bool,
+    ) -> Checkpoint:
+        """The fold runs in Python between two pipelines. `own`: the transaction is this
+        batch's, in autocommit mode (`statements.own_transaction`): its BEGIN goes in the first
+        pipeline and its COMMIT in the last."""
         after = Checkpoint(entries[-1][0], expected.entries_read + len(entries))
         events = decode_entries(entries) if events is None else events
-        raw = statements.driver_connection(conn)
-        found = self._claim(raw, expected, after, events, archives)
+        small = len(entries) <= self._small_batch
+        setup = [statements.begin(raw)] if own else []
+        if not small:  # the stages (temporary tables live as long as the connection)
+            setup.append(self._create_stage)
+            if archives:
+                setup.append(archive.CREATE_STAGE)
+        found = self._claim(raw, expected, after, events, setup)
         changed = self._fold({str(row["job_id"]): to_state(row) for row in found}, events)
         rows = [to_row(state, entry_id) for state, entry_id in changed.values()]
-        with raw.cursor() as cur:
-            statements.copy_rows(cur, self._table, rows)
-            if archives:
-                archive.stage(cur, entries)
-            with raw.pipeline():
-                cur.execute(self._upsert)
-                if archives:
-                    cur.execute(archive.INSERT_STAGED)
+        archived = entries if archives else ()
+        if small:
+            self._write_arrays(raw, rows, archived, own)
+        else:
+            self._write_staged(raw, rows, archived, own)
         return after
 
     def _claim(
         self,
-        raw: Any,
+        raw: psycopg.Connection[Any],
         expected: Checkpoint,
         after: Checkpoint,
         events: list[tuple[str, Event]],
-        archives: bool,
+        setup: list[str],
     ) -> list[dict[str, Any]]:
-        """One round trip: move the checkpoint, read the rows `events` touch, and make sure the
-        stages exist (temporary tables live as long as the connection)."""
+        """One round trip: the `setup` statements, then move the checkpoint and read the rows
+        `events` touch. The results are read once the pipeline is closed: its Sync is the one
+        wait."""
         ids = sorted({event.job_id for _, event in events})
         with (
-            raw.pipeline(),
+            raw.cursor() as prepare,
             raw.cursor() as advance,
-            raw.cursor() as setup,
             raw.cursor(row_factory=dict_row) as load,
         ):
-            self._advance_checkpoint(advance, expected, after)
-            setup.execute(self._create_stage)
-            if archives:
-                setup.execute(archive.CREATE_STAGE)
-            load.execute(self._select, (ids,))
+            with raw.pipeline():
+                for statement in setup:
+                    prepare.execute(statement)
+                self._advance_checkpoint(advance, expected, after)
+                load.execute(self._select, (ids,))
             found: list[dict[str, Any]] = load.fetchall()
             advanced = advance.rowcount == 1
         if not advanced:
             self._create_checkpoint(raw, expected, after)
         return found
+
+    def _write_arrays(
+        self,
+        raw: psycopg.Connection[Any],
+        rows: list[dict[str, Any]],
+        entries: Sequence[Entry],
+        commit: bool,
+    ) -> None:
+        """One round trip: the rows and the archive by INSERTs over arrays, and the COMMIT
+        (in a pipeline, the server skips it when a statement before it failed)."""
+        if not (rows or entries or commit):
+            return
+        with raw.cursor() as cur, raw.pipeline():
+            if rows:
+                arrays = statements.column_arrays(self._table, rows)
+                cur.execute(self._upsert_arrays, arrays)
+            if entries:
+                archive.insert(cur, entries)
+            if commit:
+                cur.execute(statements.COMMIT)
+
+    def _write_staged(
+        self,
+        raw: psycopg.Connection[Any],
+        rows: list[dict[str, Any]],
+        entries: Sequence[Entry],
+        commit: bool,
+    ) -> None:
+        """COPY to the stages (COPY cannot go in a pipeline), then one pipeline to move the
+        staged rows in and commit."""
+        with raw.cursor() as cur:
+            statements.copy_rows(cur, self._table, rows)
+            if entries:
+                archive.stage(cur, entries)
+            with raw.pipeline():
+                cur.execute(self._upsert_staged)
+                if entries:
+                    cur.execute(archive.INSERT_STAGED)
+                if commit:
+                    cur.execute(statements.COMMIT)
 
     @staticmethod
     def _fold(

@@ -94,7 +94,7 @@ def test_a_crash_before_commit_applies_nothing_and_the_retry_applies_once(
         raise RuntimeError("projector died mid-transaction")
 
     with monkeypatch.context() as patch:
-        patch.setattr(archive, "stage", crash)
+        patch.setattr(archive, "rows", crash)  # after the checkpoint moved, before the commit
         with pytest.raises(RuntimeError):
             make_projector().catch_up()
     assert rows(engine) == {}

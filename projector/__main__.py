@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = ProjectorSettings()
     logs.configure(settings.log_level, "projector")
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    engine = create_engine(settings.database_url, pool_pre_ping=True)
+    # No pre-ping: a round trip per batch. A connection lost mid-batch fails the batch, which
+    # the runner retries (the pool drops the broken connection).
+    engine = create_engine(settings.database_url)
     try:
         if args.command in (None, "run"):
             _run(settings, client, engine)

@@ -71,7 +71,7 @@ def rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
 _DO_NOTHING = "ON CONFLICT (entry_id) DO NOTHING"
 CREATE_STAGE = statements.create_stage(events)
 INSERT_STAGED = statements.insert_from_stage(events, _DO_NOTHING)
-INSERT_ARRAYS = statements.insert_arrays(events, _DO_NOTHING)
+INSERT_JSON = statements.insert_json(events, _DO_NOTHING)
 
 
 def write(conn: Connection, entries: Sequence[Entry]) -> None:
@@ -89,7 +89,7 @@ def stage(cursor: Any, entries: Sequence[Entry]) -> None:
 
 def insert(cursor: Any, entries: Sequence[Entry]) -> None:
     """Archive `entries` in one statement and no stage, so that it can go in a pipeline."""
-    cursor.execute(INSERT_ARRAYS, statements.column_arrays(events, rows(entries)))
+    cursor.execute(INSERT_JSON, (statements.json_rows(rows(entries)),))
 
 
 _POSITION = tuple_(events.c.entry_ms, events.c.entry_seq)

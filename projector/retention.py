@@ -1,7 +1,8 @@
 """Trimming the Redis stream to what no one needs from it any more.
 
 An entry may go once it is (1) archived, which the live projector does in the same transaction
-as its checkpoint, so everything up to that checkpoint is archived; (2) delivered to every
+as its checkpoint, so everything up to that checkpoint is archived (read once it is on disk:
+the live batches commit asynchronously); (2) delivered to every
 consumer group (after its last-delivered-id an entry has not been read yet); (3) acknowledged
 by every group: never at or after a group's oldest pending entry; and (4) older than the
 retention window, when one is given. XTRIM MINID removes exactly the entries below the bound.
@@ -46,7 +47,7 @@ def trim_bound(
     """The smallest id that must stay in the stream; every entry below it may go."""
     if not client.exists(names.events):
         return None
-    archived = live.checkpoint().last_entry_id
+    archived = live.flushed_checkpoint().last_entry_id
     groups = _group_bounds(client, names)
     if archived == START or groups is None:
         return None

@@ -11,12 +11,12 @@ from consumer.worker import Worker
 from projector.rebuild import Rebuild, RebuildOptions
 from projector.runner import Projector
 from projector.settings import ProjectorSettings
-from projector.store import ProjectionStore
+from projector.store import SMALL_BATCH, ProjectionStore
 
 
 @pytest.fixture
 def make_projector(redis_url, database_url, names, redis_client, engine):
-    def build(read_count: int = 500, **extra) -> Projector:
+    def build(read_count: int = 500, small_batch: int = SMALL_BATCH, **extra) -> Projector:
         settings = ProjectorSettings(
             redis_url=redis_url,
             database_url=database_url,
@@ -25,7 +25,8 @@ def make_projector(redis_url, database_url, names, redis_client, engine):
             read_block_ms=10,
             **extra,
         )
-        return Projector(settings, redis_client, ProjectionStore(engine, "jobs"))
+        store = ProjectionStore(engine, "jobs", small_batch=small_batch)
+        return Projector(settings, redis_client, store)
 
     return build
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -12,38 +13,21 @@ import redis
 import sqlalchemy.exc
 from sqlalchemy import Engine, select
 
+from domain.events import JobFailed, JobSucceeded
 from domain.job import fold
-from infra.eventlog import Entry
+from infra.eventlog import Entry, stream_fields
 from infra.names import Names
 from infra.schema import events, jobs
 from projector import archive, shadow, statements
 from projector import store as store_module
 from projector.rows import to_state
-from projector.runner import Projector
-from projector.settings import ProjectorSettings
 from projector.store import Checkpoint, ProjectionStore
 from tests.integration.test_projector import load
 from tests.support import log_events, submit
 
-ARRAYS = 1_000_000  # every batch is small
+DOCUMENTS = 1_000_000  # every batch is small
 COPY = 0  # every batch is large
-PATHS = pytest.mark.parametrize("small_batch", [ARRAYS, COPY], ids=["arrays", "copy"])
-
-
-@pytest.fixture
-def make_projector_with(redis_url, database_url, names, redis_client, engine):
-    def build(small_batch: int, read_count: int = 500) -> Projector:
-        settings = ProjectorSettings(
-            redis_url=redis_url,
-            database_url=database_url,
-            stream_prefix=names.prefix,
-            read_count=read_count,
-            read_block_ms=10,
-        )
-        store = ProjectionStore(engine, "jobs", small_batch=small_batch)
-        return Projector(settings, redis_client, store)
-
-    return build
+PATHS = pytest.mark.parametrize("small_batch", [DOCUMENTS, COPY], ids=["json", "copy"])
 
 
 def rows(engine: Engine, table=jobs) -> dict:
@@ -80,11 +64,9 @@ def assert_pool_connection_is_clean(engine: Engine) -> None:
 
 
 @PATHS
-def test_rows_and_archive_equal_the_log(
-    make_projector_with, redis_client, names, engine, small_batch
-):
+def test_rows_and_archive_equal_the_log(make_projector, redis_client, names, engine, small_batch):
     load(redis_client, names, 20)
-    checkpoint = make_projector_with(small_batch, read_count=7).catch_up()
+    checkpoint = make_projector(7, small_batch).catch_up()
     entries = redis_client.xrange(names.events)
     assert rows(engine) == expected(redis_client, names)
     assert archived(engine) == entries
@@ -106,7 +88,7 @@ def test_small_and_large_batches_mixed(redis_client, names, engine):
 
 @PATHS
 def test_a_crash_before_commit_applies_nothing(
-    make_projector_with, redis_client, names, engine, monkeypatch, small_batch
+    make_projector, redis_client, names, engine, monkeypatch, small_batch
 ):
     load(redis_client, names, 10)
 
@@ -116,18 +98,18 @@ def test_a_crash_before_commit_applies_nothing(
     with monkeypatch.context() as patch:
         patch.setattr(archive, "rows", crash)  # after the checkpoint moved, before the commit
         with pytest.raises(RuntimeError):
-            make_projector_with(small_batch).catch_up()
+            make_projector(small_batch=small_batch).catch_up()
     assert rows(engine) == {}
     assert archived(engine) == []
     assert ProjectionStore(engine, "jobs").checkpoint() == Checkpoint()
     assert_pool_connection_is_clean(engine)
-    make_projector_with(small_batch).catch_up()
+    make_projector(small_batch=small_batch).catch_up()
     assert rows(engine) == expected(redis_client, names)
 
 
 @PATHS
 def test_a_write_the_server_refuses_commits_nothing(
-    make_projector_with, redis_client, names, engine, monkeypatch, small_batch
+    make_projector, redis_client, names, engine, monkeypatch, small_batch
 ):
     """The statement fails in the pipeline that ends with COMMIT: the server skips the COMMIT,
     and the checkpoint and archive written before it in the transaction are rolled back."""
@@ -140,24 +122,24 @@ def test_a_write_the_server_refuses_commits_nothing(
     with monkeypatch.context() as patch:
         patch.setattr(store_module, "to_row", bogus)
         with pytest.raises(psycopg.errors.CheckViolation):
-            make_projector_with(small_batch).catch_up()
+            make_projector(small_batch=small_batch).catch_up()
     assert rows(engine) == {}
     assert archived(engine) == []
     assert ProjectionStore(engine, "jobs").checkpoint() == Checkpoint()
     assert_pool_connection_is_clean(engine)
-    make_projector_with(small_batch).catch_up()
+    make_projector(small_batch=small_batch).catch_up()
     assert rows(engine) == expected(redis_client, names)
 
 
 @PATHS
 def test_two_projectors_never_apply_an_event_twice(
-    make_projector_with, redis_client, names, engine, small_batch
+    make_projector, redis_client, names, engine, small_batch
 ):
     load(redis_client, names, 60)
     failures: list[BaseException] = []
 
     def run() -> None:
-        projector = make_projector_with(small_batch, read_count=5)
+        projector = make_projector(5, small_batch)
         for _ in range(200):
             try:
                 projector.catch_up()
@@ -199,13 +181,13 @@ def test_batches_in_the_callers_transaction(redis_client, names, engine, small_b
 
 @PATHS
 def test_text_with_nul_is_projected_and_archived(
-    make_projector_with, redis_client, names, engine, small_batch
+    make_projector, redis_client, names, engine, small_batch
 ):
     """PostgreSQL holds no U+0000: the archive has U+FFFD in its place (and nothing else
     differs), where the batch used to fail on every retry."""
     job_id = submit(redis_client, names, "before\x00after")
     redis_client.xadd(names.events, {"type": "Odd\x00Type", "v": "1", "odd\x00key": "\x00"})
-    checkpoint = make_projector_with(small_batch).catch_up()
+    checkpoint = make_projector(small_batch=small_batch).catch_up()
     assert checkpoint.entries_read == 2
     assert [state.status.value for state in rows(engine).values()] == ["queued"]
     (requested, odd) = redis_client.xrange(names.events)
@@ -237,3 +219,46 @@ def test_a_lost_connection_is_an_error_the_runner_retries(
         store.apply(Checkpoint(), entries)
     assert store.apply(Checkpoint(), entries) == Checkpoint(entries[-1][0], 1)
     assert set(rows(engine)) == {entries[0][1]["job_id"]}
+
+
+@PATHS
+def test_values_reach_the_rows_exactly(make_projector, redis_client, names, engine, small_batch):
+    """Floats to the last bit, timestamps to the microsecond, text of any kind: the JSON
+    documents of small batches and the COPY of large ones store what the fold computed."""
+    ok = submit(redis_client, names, "ok")
+    bad = submit(redis_client, names, "bad")
+    at = datetime(2026, 11, 28, 23, 59, 59, 999_999, tzinfo=UTC)
+    odd = 'quote " backslash \\ newline \n tab \t line sep \u2028 emoji \U0001f600 é'
+    outcomes = [
+        JobSucceeded(
+            job_id=ok,
+            occurred_at=at,
+            consumer="c-1",
+            attempt=1,
+            label="spam",
+            score=0.1 + 0.2,
+            probabilities={"ham": 1 / 3, "spam": 2 / 3, odd: 5e-324},
+            model_version="v1",
+            inference_ms=0.001,
+        ),
+        JobFailed(
+            job_id=bad,
+            occurred_at=at.replace(microsecond=1),
+            consumer="c-2",
+            attempt=3,
+            error_type="InferenceError",
+            error=odd,
+            transient=False,
+        ),
+    ]
+    for outcome in outcomes:
+        redis_client.xadd(names.events, stream_fields(outcome))
+    make_projector(small_batch=small_batch).catch_up()
+    projected = rows(engine)
+    assert projected == expected(redis_client, names)
+    assert projected[ok].result is not None
+    assert projected[ok].result.score == 0.1 + 0.2
+    assert projected[ok].result.probabilities[odd] == 5e-324
+    assert projected[ok].finished_at == at
+    assert projected[bad].error == odd
+    assert archived(engine) == redis_client.xrange(names.events)

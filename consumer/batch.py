@@ -3,8 +3,9 @@
 The worker sorts what it read (`partition`): entries that need no work (the group also reads
 the outcome events), requests that run alone, and requests that form the batch. For the batch:
 
-1. one pipelined round trip appends every JobStarted, with one XACK of the no-work entries;
-2. one prediction per model version, in the inference thread under the time limit;
+1. one prediction per model version starts in the inference thread, under the time limit;
+2. meanwhile one pipelined round trip appends every JobStarted, with one XACK of the no-work
+   entries;
 3. one pipelined round trip of FINISH scripts, one per job, each checking that the entry is
    still this consumer's, so a job has exactly one outcome however it was delivered.
 
@@ -24,7 +25,7 @@ from datetime import datetime
 
 from classifier.registry import Prediction
 from consumer import faults, metrics, outcomes, reporting
-from consumer.inference import InferenceRunner
+from consumer.inference import InferenceRunner, Timed
 from consumer.outcomes import OutcomeLog
 from domain.errors import InferFlowError
 from domain.events import JobRequested, JobSucceeded, decode
@@ -86,13 +87,18 @@ class BatchJobs:
         at = self._clock()
         self._log.start([outcomes.started(r, self._name, at) for _, r in part.batch], part.acks)
 
-    def run(self, requests: Sequence[Request]) -> BatchResult:
-        """Steps 2 and 3 for requests already started."""
+    def run(self, part: Partition) -> BatchResult:
+        """Steps 1 to 3. The predictions start first, so that the model works while the
+        JobStarted round trip is on the wire; no outcome is written before that round trip
+        has returned, so a job's JobStarted always comes before its outcome in the log."""
         began_ns, began = time.time_ns(), time.perf_counter()
+        groups = _by_version(part.batch)
+        waits = {v: self._runner.submit_batch(_texts(g), v) for v, g in groups.items()}
+        self.start(part)
         done: list[tuple[str, JobRequested, JobSucceeded]] = []
         alone: list[Request] = []
-        for version, group in _by_version(requests).items():
-            predictions, inference_ms = self._predict(version, group)
+        for version, group in groups.items():
+            predictions, inference_ms = self._predictions(version, group, waits[version])
             if predictions is None:
                 alone.extend(group)
                 continue
@@ -104,27 +110,24 @@ class BatchJobs:
         duration_ms = (time.perf_counter() - began) * 1000
         return BatchResult(self._report(done, finished, began_ns, duration_ms), alone)
 
-    def _predict(
-        self, version: str, group: Sequence[Request]
+    def _predictions(
+        self, version: str, group: Sequence[Request], wait: Callable[[], Timed]
     ) -> tuple[list[Prediction] | None, float]:
-        texts = [request.text for _, request in group]
-        began = time.perf_counter()
         try:
-            predictions = self._runner.predict_batch(texts, version)
+            predictions, elapsed_s = wait()
         except InferFlowError as exc:
             log.warning(
                 "batch prediction failed; its jobs run alone",
                 extra={
                     "consumer": self._name,
                     "model_version": version,
-                    "jobs": len(texts),
+                    "jobs": len(group),
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
             return None, 0.0
-        elapsed_s = time.perf_counter() - began
-        metrics.INFERENCE_BATCH_SIZE.observe(len(texts))
-        for _ in texts:  # each job waited the whole batch's time for its prediction
+        metrics.INFERENCE_BATCH_SIZE.observe(len(group))
+        for _ in group:  # each job waited the whole batch's time for its prediction
             metrics.INFERENCE_SECONDS.observe(elapsed_s)
         return predictions, elapsed_s * 1000
 
@@ -154,6 +157,10 @@ class BatchJobs:
                 )
         reporting.count(tally)
         return tally
+
+
+def _texts(group: Sequence[Request]) -> list[str]:
+    return [request.text for _, request in group]
 
 
 def _by_version(requests: Sequence[Request]) -> dict[str, list[Request]]:

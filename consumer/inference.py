@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 from typing import TypeVar
 
 from classifier.registry import Classifier, ModelRegistry, Prediction
 from consumer import faults, metrics
-from domain.errors import InferenceError, InferenceTimeoutError, InferFlowError
+from domain.errors import (
+    InferenceError,
+    InferenceTimeoutError,
+    InferFlowError,
+    TransientInferenceError,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Timed = tuple[list[Prediction], float]  # predictions, seconds the model took
 
 
 class InferenceRunner:
@@ -35,19 +43,30 @@ class InferenceRunner:
         classifier = self._registry.load(model_version)
         return self._in_thread(lambda: self._call(classifier, text, attempt))
 
-    def predict_batch(self, texts: Sequence[str], model_version: str) -> list[Prediction]:
-        """One vectorized prediction for texts of one model version, under one time limit.
+    def submit_batch(self, texts: Sequence[str], model_version: str) -> Callable[[], Timed]:
+        """Start one vectorized prediction for texts of one model version in the inference
+        thread; the call returned waits for it, under the time limit counted from then. The
+        caller works meanwhile (a round trip to Redis).
 
         No fault injection: texts that ask for faults run alone, through `predict`.
         """
-        classifier = self._registry.load(model_version)
-        predictions = self._in_thread(lambda: _guarded(classifier.predict, texts))
-        if len(predictions) != len(texts):
-            raise InferenceError(f"{len(predictions)} predictions for {len(texts)} texts")
-        return predictions
+        try:
+            classifier = self._registry.load(model_version)
+        except InferFlowError as exc:
+            return partial(_reraise, exc)
+        future = self._pool.submit(_timed, classifier.predict, texts)
+        return partial(self._batch_result, future, len(texts))
+
+    def _batch_result(self, future: Future[Timed], expected: int) -> Timed:
+        predictions, seconds = self._wait(future)
+        if len(predictions) != expected:
+            raise InferenceError(f"{len(predictions)} predictions for {expected} texts")
+        return predictions, seconds
 
     def _in_thread(self, call: Callable[[], T]) -> T:
-        future = self._pool.submit(call)
+        return self._wait(self._pool.submit(call))
+
+    def _wait(self, future: Future[T]) -> T:
         try:
             return future.result(timeout=self._timeout_ms / 1000)
         except FutureTimeout:
@@ -56,6 +75,8 @@ class InferenceRunner:
             self._pool = self._new_pool()
             metrics.TIMEOUTS.inc()
             raise InferenceTimeoutError(self._timeout_ms) from None
+        except CancelledError:  # queued behind one that timed out: its pool went with it
+            raise TransientInferenceError("prediction cancelled after an earlier timeout") from None
 
     def _call(self, classifier: Classifier, text: str, attempt: int) -> Prediction:
         if self._fault_injection:
@@ -64,6 +85,17 @@ class InferenceRunner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reraise(exc: InferFlowError) -> Timed:
+    raise exc
+
+
+def _timed(predict: Callable[[Sequence[str]], list[Prediction]], texts: Sequence[str]) -> Timed:
+    """The predictions and the seconds they took, measured in the thread that made them."""
+    began = time.perf_counter()
+    predictions = _guarded(predict, texts)
+    return predictions, time.perf_counter() - began
 
 
 def _guarded(

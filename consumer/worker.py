@@ -119,16 +119,13 @@ class Worker:
             return
         began = time.perf_counter()
         part = partition(entries, self._settings.fault_injection)
-        self._batch.start(part)
-        self.held.release(*part.acks)
-        tally: Counter[str] = Counter()
-        alone: list[tuple[str, Callable[[], str | None]]] = []
-        if part.batch:
-            result = self._batch.run(part.batch)
-            tally.update(result.tally)
-            failed = {entry_id for entry_id, _ in result.alone}
-            self.held.release(*(e for e, _ in part.batch if e not in failed))
-            alone += [(e, partial(self._single.run, e, r, True)) for e, r in result.alone]
+        result = self._batch.run(part)
+        tally: Counter[str] = Counter(result.tally)
+        failed = {entry_id for entry_id, _ in result.alone}
+        self.held.release(*part.acks, *(e for e, _ in part.batch if e not in failed))
+        alone: list[tuple[str, Callable[[], str | None]]] = [
+            (e, partial(self._single.run, e, r, True)) for e, r in result.alone
+        ]
         alone += [(e, partial(self._single.run_entry, e, f)) for e, f in part.alone]
         for entry_id, run in alone:
             if self._stop.is_set():

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import redis
 
 from classifier.registry import Classifier, ModelManifest, ModelRegistry, Prediction
-from consumer.inference import InferenceRunner
+from consumer.inference import InferenceRunner, Timed
 from consumer.worker import Worker
 from domain.events import JobFailed, JobSucceeded, decode, is_terminal
 from infra.names import Names
@@ -20,7 +22,7 @@ TEXTS = [f"message {i}: limited offer, call now" for i in range(10)]
 
 
 class CountingRunner(InferenceRunner):
-    """Records every prediction call; `during_batch` runs inside each batched call."""
+    """Records every prediction call; `during_batch` runs as each batched one starts."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -28,10 +30,10 @@ class CountingRunner(InferenceRunner):
         self.singles: list[str] = []
         self.during_batch: Callable[[], None] = lambda: None
 
-    def predict_batch(self, texts: Sequence[str], model_version: str) -> list[Prediction]:
+    def submit_batch(self, texts: Sequence[str], model_version: str) -> Callable[[], Timed]:
         self.batches.append((model_version, list(texts)))
         self.during_batch()
-        return super().predict_batch(texts, model_version)
+        return super().submit_batch(texts, model_version)
 
     def predict(self, text: str, model_version: str, attempt: int) -> Prediction:
         self.singles.append(text)
@@ -48,6 +50,24 @@ class PoisonedClassifier:
         if any("POISON" in text for text in texts):
             raise ValueError("poison")
         return self._inner.predict(texts)
+
+
+class SlowClassifier:
+    def __init__(self, inner: Classifier, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        time.sleep(self._seconds)
+        return self._inner.predict(texts)
+
+
+class OtherIsSlowRegistry(ModelRegistry):
+    """Version "other" takes 0.3 s a prediction."""
+
+    def load(self, version: str) -> Classifier:
+        classifier = super().load(version)
+        return SlowClassifier(classifier, 0.3) if version == "other" else classifier  # type: ignore[return-value]
 
 
 class PoisonedRegistry(ModelRegistry):
@@ -151,10 +171,8 @@ def test_texts_asking_for_faults_run_alone_and_the_rest_share_one_prediction(
     assert all(isinstance(job_events(redis_client, names, j)[-1], JobSucceeded) for j in plain)
 
 
-def test_each_model_version_is_one_prediction(
-    make_worker, redis_client, names, models_dir, tmp_path
-):
-    # A second version: the same model files under another name.
+def with_other_version(models_dir: Path, tmp_path: Path) -> Path:
+    """The models plus a second version "other": the same model files under another name."""
     shutil.copytree(models_dir, tmp_path / "models")
     for suffix in (".skops", ".npz"):
         shutil.copy(
@@ -163,7 +181,13 @@ def test_each_model_version_is_one_prediction(
     manifest = ModelManifest.from_json((models_dir / "spam-tfidf-lr-v1.json").read_text())
     copy = ModelManifest(**{**manifest.__dict__, "version": "other"})
     (tmp_path / "models" / "other.json").write_text(copy.to_json())
-    worker, runner = make_worker(models_dir=tmp_path / "models")
+    return tmp_path / "models"
+
+
+def test_each_model_version_is_one_prediction(
+    make_worker, redis_client, names, models_dir, tmp_path
+):
+    worker, runner = make_worker(models_dir=with_other_version(models_dir, tmp_path))
     versions = ["spam-tfidf-lr-v1", "other", "spam-tfidf-lr-v1", "other", "no-such-model"]
     jobs = [submit(redis_client, names, f"hello {i}", v) for i, v in enumerate(versions)]
     drain(worker)
@@ -260,3 +284,42 @@ def test_the_batch_outcomes_decode_like_any_other(make_worker, redis_client, nam
     outcome = decode(redis_client.xrange(names.events, entry_id, entry_id)[0][1])
     assert isinstance(outcome, JobSucceeded) and outcome.job_id == job_id
     assert outcome.label == "spam" and outcome.inference_ms > 0
+
+
+def test_predictions_start_before_the_started_round_trip(make_worker, redis_client, names):
+    """The model works while JobStarted is on the wire; the outcome still comes after it."""
+    worker, runner = make_worker()
+    jobs = [submit(redis_client, names, text) for text in TEXTS[:3]]
+    seen: list[list[str]] = []
+    runner.during_batch = lambda: seen.extend(
+        event_types(job_events(redis_client, names, j)) for j in jobs
+    )
+    drain(worker)
+    assert seen == [["JobRequested"]] * 3
+    for job_id in jobs:
+        assert event_types(job_events(redis_client, names, job_id)) == [
+            "JobRequested",
+            "JobStarted",
+            "JobSucceeded",
+        ]
+
+
+def test_a_version_queued_behind_a_timeout_runs_alone(
+    make_worker, redis_client, names, models_dir, tmp_path
+):
+    """Both versions' predictions are queued at once; the first one's timeout takes the
+    inference thread's queue with it, and the second version's jobs still succeed, alone."""
+    models = with_other_version(models_dir, tmp_path)
+    worker, runner = make_worker(
+        registry=OtherIsSlowRegistry(models), models_dir=models, inference_timeout_ms=100
+    )
+    slow = submit(redis_client, names, "hello", "other")
+    fast = submit(redis_client, names, "hello", "spam-tfidf-lr-v1")
+    drain(worker)
+    assert [version for version, _ in runner.batches] == ["other", "spam-tfidf-lr-v1"]
+    assert runner.singles == ["hello", "hello"]  # each ran alone after the batch
+    timed_out = job_events(redis_client, names, slow)[-1]
+    assert isinstance(timed_out, JobFailed)
+    assert timed_out.error_type == "InferenceTimeoutError"
+    assert isinstance(job_events(redis_client, names, fast)[-1], JobSucceeded)
+    assert pending(redis_client, names) == 0

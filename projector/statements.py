@@ -138,6 +138,11 @@ def select_by_keys(table: Table, key: str) -> str:
     return template.format(t=sql.Identifier(table.name), k=sql.Identifier(key)).as_string()
 
 
+def select_by_key(table: Table, key: str) -> str:
+    template = sql.SQL("SELECT * FROM {t} WHERE {k} = %s::uuid")
+    return template.format(t=sql.Identifier(table.name), k=sql.Identifier(key)).as_string()
+
+
 ADVANCE_CHECKPOINT = """
 UPDATE projector_checkpoints SET last_entry_id = %s, entries_read = %s, updated_at = now()
 WHERE name = %s AND last_entry_id = %s AND entries_read = %s

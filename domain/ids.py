@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 
@@ -17,9 +18,11 @@ def new_job_id(now_ms: int | None = None) -> str:
     return str(uuid.UUID(int=value))
 
 
+# The canonical form `str(uuid.UUID(...))` gives: lowercase 8-4-4-4-12 hex. Matched rather than
+# parsed: the projector checks every event's id, and parsing costs ten times as much.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def is_job_id(candidate: str) -> bool:
     """True for the canonical lowercase form of a UUID, the only form the API hands out."""
-    try:
-        return str(uuid.UUID(candidate)) == candidate
-    except ValueError:
-        return False
+    return _CANONICAL_UUID.fullmatch(candidate) is not None

@@ -76,19 +76,21 @@ def _on_requested(state: JobState | None, event: JobRequested) -> JobState:
     )
 
 
-def _on_started(state: JobState, event: JobStarted) -> JobState:
+def _on_started(state: JobState, event: JobStarted, updated_at: datetime) -> JobState:
     return replace(
         state,
         status=_advance(state, JobStatus.STARTED),
+        updated_at=updated_at,
         started_at=state.started_at or event.occurred_at,
         attempts=max(state.attempts, event.attempt),
     )
 
 
-def _on_retrying(state: JobState, event: JobRetrying) -> JobState:
+def _on_retrying(state: JobState, event: JobRetrying, updated_at: datetime) -> JobState:
     return replace(
         state,
         status=_advance(state, JobStatus.STARTED),
+        updated_at=updated_at,
         retry_count=state.retry_count + 1,
         attempts=max(state.attempts, event.attempt),
         error_type=event.error_type,
@@ -96,11 +98,12 @@ def _on_retrying(state: JobState, event: JobRetrying) -> JobState:
     )
 
 
-def _on_succeeded(state: JobState, event: JobSucceeded) -> JobState:
+def _on_succeeded(state: JobState, event: JobSucceeded, updated_at: datetime) -> JobState:
     result = JobResult(event.label, event.score, dict(event.probabilities), event.model_version)
     return replace(
         state,
         status=JobStatus.SUCCEEDED,
+        updated_at=updated_at,
         finished_at=event.occurred_at,
         attempts=max(state.attempts, event.attempt),
         result=result,
@@ -109,10 +112,11 @@ def _on_succeeded(state: JobState, event: JobSucceeded) -> JobState:
     )
 
 
-def _on_failed(state: JobState, event: JobFailed) -> JobState:
+def _on_failed(state: JobState, event: JobFailed, updated_at: datetime) -> JobState:
     return replace(
         state,
         status=JobStatus.FAILED,
+        updated_at=updated_at,
         finished_at=event.occurred_at,
         attempts=max(state.attempts, event.attempt),
         error_type=event.error_type,
@@ -139,17 +143,18 @@ def evolve(state: JobState | None, event: Event) -> JobState:
     current = state or _placeholder(event)
     if current.status.is_terminal:
         return current
+    # One `replace` per event, the updated_at with the rest: the projector evolves every
+    # event of the log, and `replace` is most of the cost.
+    updated_at = max(current.updated_at, event.occurred_at)
     if isinstance(event, JobStarted):
-        after = _on_started(current, event)
-    elif isinstance(event, JobRetrying):
-        after = _on_retrying(current, event)
-    elif isinstance(event, JobSucceeded):
-        after = _on_succeeded(current, event)
-    elif isinstance(event, JobFailed):
-        after = _on_failed(current, event)
-    else:
-        return current
-    return replace(after, updated_at=max(current.updated_at, event.occurred_at))
+        return _on_started(current, event, updated_at)
+    if isinstance(event, JobRetrying):
+        return _on_retrying(current, event, updated_at)
+    if isinstance(event, JobSucceeded):
+        return _on_succeeded(current, event, updated_at)
+    if isinstance(event, JobFailed):
+        return _on_failed(current, event, updated_at)
+    return current
 
 
 def fold(events: Iterable[Event], states: dict[str, JobState] | None = None) -> dict[str, JobState]:

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import uuid
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from domain.ids import is_job_id, new_job_id
 
 
@@ -32,3 +35,26 @@ def test_only_canonical_ids_are_job_ids():
     assert not is_job_id(job_id.replace("-", ""))
     assert not is_job_id("not-a-uuid")
     assert not is_job_id("")
+    assert not is_job_id(job_id + "\n")
+    assert not is_job_id("{" + job_id + "}")
+    assert not is_job_id("urn:uuid:" + job_id)
+
+
+def _canonical(candidate: str) -> bool:
+    try:
+        return str(uuid.UUID(candidate)) == candidate
+    except ValueError:
+        return False
+
+
+@given(
+    st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.uuids().map(lambda u: u.hex),
+        st.text(alphabet="0123456789abcdefABCDEF-{}\n urn:", max_size=45),
+        st.text(max_size=40),
+    )
+)
+def test_a_job_id_is_exactly_what_uuid_writes(candidate):
+    assert is_job_id(candidate) == _canonical(candidate)

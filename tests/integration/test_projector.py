@@ -155,3 +155,39 @@ def test_a_rebuild_from_the_log_gives_the_same_rows(make_projector, redis_client
         conn.execute(delete(projector_checkpoints))
     make_projector(read_count=3).catch_up()
     assert rows(engine) == live
+
+
+class RecordingStop(threading.Event):
+    """A stop signal that records what the loop waited for; the first wait stops the loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        self.set()
+        return True
+
+
+@pytest.mark.parametrize(("linger_ms", "expected"), [(20, [0.02]), (5, [0.005])])
+def test_after_a_busy_batch_the_live_loop_lingers(
+    make_projector, redis_client, names, engine, linger_ms, expected
+):
+    load(redis_client, names, 10)  # one read of 30-odd entries
+    stop = RecordingStop()
+    make_projector(linger_ms=linger_ms, metrics_port=0).run(stop)
+    assert stop.waits == expected
+    assert rows(engine) == fold(event for _, event in log_events(redis_client, names))
+
+
+def test_a_quiet_log_is_read_again_without_waiting(make_projector, redis_client, names, engine):
+    submit(redis_client, names, "alone")
+    stop = RecordingStop()
+    projector = make_projector(linger_ms=20, metrics_port=0)
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    projector.run(stop)
+    timer.join()
+    assert stop.waits == []
+    assert len(rows(engine)) == 1

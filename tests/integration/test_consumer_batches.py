@@ -108,13 +108,8 @@ def test_a_batch_is_one_prediction_with_one_start_and_one_outcome_per_job(
     assert types == ["JobRequested"] * 10 + ["JobStarted"] * 10 + ["JobSucceeded"] * 10
 
 
-def test_outcome_events_the_group_reads_are_acknowledged_in_one_call(
-    make_worker, redis_client, names
-):
-    worker, _ = make_worker()
-    for text in TEXTS[:3]:
-        submit(redis_client, names, text)
-    worker.poll_once()
+def spy_on_start(worker: Worker) -> list[tuple[int, int]]:
+    """(JobStarted events, acknowledgements) of every start round trip from now on."""
     calls: list[tuple[int, int]] = []
     start = worker.outcomes.start
 
@@ -123,8 +118,44 @@ def test_outcome_events_the_group_reads_are_acknowledged_in_one_call(
         start(events, ack_ids)
 
     worker.outcomes.start = spy
+    return calls
+
+
+def test_outcome_events_the_group_reads_are_acknowledged_with_the_next_read(
+    make_worker, redis_client, names
+):
+    worker, _ = make_worker()
+    for text in TEXTS[:3]:
+        submit(redis_client, names, text)
+    worker.poll_once()
+    calls = spy_on_start(worker)
     assert worker.poll_once() == 6  # three JobStarted, three JobSucceeded
-    assert calls == [(0, 6)]
+    assert calls == []  # no round trip of their own
+    assert pending(redis_client, names) == 6
+    assert worker.poll_once() == 0  # the next read
+    assert pending(redis_client, names) == 0
+
+
+def test_outcome_events_ride_with_the_next_jobs_started(make_worker, redis_client, names):
+    worker, _ = make_worker()
+    submit(redis_client, names, TEXTS[0])
+    worker.poll_once()
+    submit(redis_client, names, TEXTS[1])
+    calls = spy_on_start(worker)
+    assert worker.poll_once() == 3  # JobStarted, JobSucceeded, and the new request
+    assert calls == [(1, 2)]
+    assert pending(redis_client, names) == 0
+
+
+def test_a_stopping_consumer_acknowledges_what_it_deferred(make_worker, redis_client, names):
+    worker, _ = make_worker()
+    submit(redis_client, names, TEXTS[0])
+    worker.poll_once()
+    worker.poll_once()  # its own two outcome events
+    assert pending(redis_client, names) == 2
+    stop = threading.Event()
+    stop.set()
+    worker.run(stop)
     assert pending(redis_client, names) == 0
 
 

@@ -37,15 +37,19 @@ def longpoll(bench: Bench) -> Section:
 
 
 def concurrent(bench: Bench, label: str = "concurrent") -> Section:
-    """C clients, each submitting and then waiting (GET ?wait=, or polling with --poll)."""
+    """C clients, each submitting and then waiting (GET ?wait=; --poll: polling; --prefer: the
+    POST itself waits)."""
     o = bench.options
     if o.poll:
         plan = bench.plan("wait", o.jobs, o.clients, wait="poll", poll_s=o.poll_ms / 1000)
-        how = f"polling every {o.poll_ms:g} ms"
+        how = f"submit then poll every {o.poll_ms:g} ms"
+    elif o.prefer:
+        plan = bench.plan("wait", o.jobs, o.clients, wait="prefer", wait_s=o.wait_s)
+        how = f"POST with Prefer: wait={o.wait_s}"
     else:
         plan = bench.plan("wait", o.jobs, o.clients, wait="get", wait_s=o.wait_s)
-        how = f"GET ?wait={o.wait_s}"
-    title = f"{label}: {o.clients} clients, {o.jobs} jobs, submit then {how}"
+        how = f"submit then GET ?wait={o.wait_s}"
+    title = f"{label}: {o.clients} clients, {o.jobs} jobs, {how}"
     return waited(bench, title, "concurrent", plan)
 
 

@@ -20,6 +20,7 @@ class Options:
     longpoll_jobs: int
     clients: int
     poll: bool
+    prefer: bool
     poll_ms: float
     wait_s: int
     batch_jobs: int
@@ -76,7 +77,15 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     add("--sequential-jobs", type=int, default=200, help="jobs of the sequential run")
     add("--longpoll-jobs", type=int, default=500, help="jobs of the long-poll run")
     add("-c", "--clients", type=int, default=32, help="clients of the concurrent and accept runs")
-    add("--poll", action="store_true", help="concurrent: poll plainly instead of GET ?wait=")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--poll", action="store_true", help="concurrent: poll plainly instead of GET ?wait="
+    )
+    how.add_argument(
+        "--prefer",
+        action="store_true",
+        help="concurrent: POST with Prefer: wait=S, one request per job, instead of GET ?wait=",
+    )
     add("--poll-ms", type=float, default=5.0, help="interval of plain polling")
     add("--wait-s", type=int, default=10, help="long-poll wait asked for (at most 60)")
     add("--batch-jobs", type=int, default=100_000, help="jobs of the batch run")

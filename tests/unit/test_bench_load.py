@@ -74,3 +74,10 @@ def test_modes_come_in_a_fixed_order_and_all_means_every_one():
     }
     with pytest.raises(SystemExit):
         parse(["--mode", "nonsense"])
+
+
+def test_concurrent_clients_wait_one_way_at_a_time():
+    assert (parse([]).poll, parse([]).prefer) == (False, False)  # GET ?wait=
+    assert parse(["--prefer"]).prefer
+    with pytest.raises(SystemExit):
+        parse(["--poll", "--prefer"])

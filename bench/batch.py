@@ -12,6 +12,7 @@ from bench.runs import (
     accept_rate,
     batch_plan,
     client_rows,
+    cpu_rows,
     log_rows,
     memory_rows,
     of_reference,
@@ -43,6 +44,7 @@ def batch(bench: Bench, label: str = "batch") -> Section:
     section.row("batch request p50/95/99", f"{ms(tally.submit_s)} ms")
     log_rows(section, measured.outcomes)
     client_rows(section, tally, o.load_procs)
+    cpu_rows(section, measured)
     memory_rows(section, bench.memory_mb())
     section.data.update(
         accept_rate=accepted,

@@ -12,6 +12,7 @@ from bench.runs import (
     Bench,
     accept_rate,
     client_rows,
+    cpu_rows,
     log_rows,
     memory_rows,
     of_reference,
@@ -70,6 +71,7 @@ def waited(bench: Bench, title: str, mode: str, plan: Plan) -> Section:
     section.row("to terminal p50/95/99", f"{ms(tally.terminal_s)} ms (client: submit to terminal)")
     log_rows(section, measured.outcomes)
     client_rows(section, tally, bench.options.load_procs)
+    cpu_rows(section, measured)
     memory_rows(section, bench.memory_mb())
     section.data.update(
         throughput_jobs_s=throughput,

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from bench import loadgen, memory
+from bench import cpu, loadgen, memory
 from bench.checkpoint import Checkpoint, watching
 from bench.clients import BATCH_PATH, Kind, Plan
 from bench.options import Options
@@ -32,6 +32,7 @@ class Measured:
     tally: Tally
     outcomes: Outcomes
     projected_at: float | None  # time.time() when the projection held every outcome
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by role, load to projection
 
     @property
     def terminal(self) -> int:
@@ -74,15 +75,26 @@ class Bench:
     def measure(self, plan: Plan, projection: bool = True) -> Measured:
         tail = Tail(self.redis, self.service.names, after=position(self.redis, self.service.names))
         with watching(self.checkpoint.database_url) as watch:
+            before = cpu.sample(self._roles())
             tally = loadgen.run(plan, self.options.load_procs)
             wait_for_outcomes(tail, tally.accepted)
+            busy = cpu.spent(before, cpu.sample(self._roles()))
             outcomes = summarise(tail, tally.accepted)
             projected = None
             if projection and outcomes.last_entry:
                 # A slow projector may need minutes for a big batch: bounded, not cut short.
                 limit_s = 120 + len(tally.accepted) / 100
                 projected = watch.first_past(outcomes.last_entry, limit_s)
-        return Measured(tally, outcomes, projected)
+                busy = cpu.spent(before, cpu.sample(self._roles()))
+        return Measured(tally, outcomes, projected, busy)
+
+    def _roles(self) -> dict[str, int]:
+        """The live roles by pid, the consumers under one name."""
+        return {
+            ("consumers" if name.startswith("consumer") else name): proc.pid
+            for name, proc in self.service.procs.items()
+            if proc.poll() is None
+        }
 
     def warm_up(self) -> None:
         """Jobs through every path first: connections, model loading, the first queries."""
@@ -175,6 +187,22 @@ def client_rows(section: Section, tally: Tally, processes: int) -> None:
         "wall_s": tally.wall_s,
         "cpu_us_per_request": per_request_us,
         "processes": processes,
+    }
+
+
+def cpu_rows(section: Section, measured: Measured) -> None:
+    """CPU per terminal job by role: where the run's time went (the load client apart)."""
+    jobs = max(measured.terminal, 1)
+    roles = dict(sorted(measured.cpu_s.items(), key=lambda kv: -kv[1]))
+    client_ms = measured.tally.cpu_s / jobs * 1000
+    parts = ", ".join(f"{role} {seconds / jobs * 1000:.2f}" for role, seconds in roles.items())
+    total_ms = sum(roles.values()) / jobs * 1000 + client_ms
+    section.row(
+        "CPU per job", f"ms: {parts}, load client {client_ms:.2f}; {total_ms:.2f} ms in all"
+    )
+    section.data["cpu_ms_per_job"] = {
+        **{role: seconds / jobs * 1000 for role, seconds in roles.items()},
+        "load_client": client_ms,
     }
 
 

@@ -29,7 +29,8 @@ def projector(work: Path, options: Options) -> Section:
         checkpoint = Checkpoint(service.env["DATABASE_URL"])
         try:
             began = time.perf_counter()
-            events = write_log(client, service.names, options.projector_events // EVENTS_PER_JOB)
+            jobs = options.projector_events // EVENTS_PER_JOB
+            events = write_log(client, service.names, jobs, options.projector_chunk)
             fill_s = time.perf_counter() - began
             started = time.time()
             service.start("projector")
@@ -38,18 +39,24 @@ def projector(work: Path, options: Options) -> Section:
         finally:
             client.close()
             checkpoint.close()
-    return _section(events, fill_s, started, samples, sum(rss.values()))
+    return _section(events, options.projector_chunk, fill_s, started, samples, sum(rss.values()))
 
 
 def _section(
-    events: int, fill_s: float, started: float, samples: list[tuple[float, int]], rss: float
+    events: int,
+    chunk: int,
+    fill_s: float,
+    started: float,
+    samples: list[tuple[float, int]],
+    rss: float,
 ) -> Section:
     moving = [(t, n) for t, n in samples if n > 0]
     first_t, first_n = moving[0] if moving else (float("nan"), 0)
     last_t, last_n = samples[-1] if samples else (float("nan"), 0)
     live = rate(last_n - first_n, last_t - first_t)
-    section = Section(f"projector: {events} events, applied live after a stopped projector",
-                      "projector")  # fmt: skip
+    layout = "each job's events together" if chunk == 1 else f"jobs in chunks of {chunk}"
+    title = f"projector: {events} events ({layout}), applied live after a stopped projector"
+    section = Section(title, "projector")
     section.row("filled", f"{events} events in {fill_s:.1f} s (pipelined XADD, no projector)")
     section.row("applied", f"{last_n} of {events} events")
     section.row("rate", f"{live:.0f} events/s applied live (first batch to last)")
@@ -58,6 +65,7 @@ def _section(
     section.row("resident memory", f"MB: projector {rss:.0f}")
     section.data.update(
         events=events,
+        chunk=chunk,
         applied=last_n,
         events_per_s=live,
         startup_s=first_t - started,

@@ -33,6 +33,7 @@ class Options:
     backlog_jobs: int
     backlog_probes: int
     projector_events: int
+    projector_chunk: int
     consumers: int
     api_workers: int
     env: dict[str, str]
@@ -99,6 +100,9 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     add("--backlog-jobs", type=int, default=1_000_000, help="queued jobs of the backlog run")
     add("--backlog-probes", type=int, default=10, help="jobs long-polled during the drain")
     add("--projector-events", type=int, default=200_000, help="events of the projector run")
+    add("--projector-chunk", type=int, default=1,
+        help="projector run: jobs whose requests, then starts, then outcomes come together "
+        "(1: each job's four events in a row; 1000: as batches of jobs are worked)")  # fmt: skip
     add("--consumers", type=int, default=2, help="consumer processes of the stack")
     add("--api-workers", type=int, default=1, help="API_WORKERS of the API (and the reference)")
     add("--env", type=_pair, action="append", default=[], metavar="KEY=VALUE",

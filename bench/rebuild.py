@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy import create_engine, delete, text
 
-from domain.events import JobRequested, JobStarted, JobSucceeded, encode
+from domain.events import Event, JobRequested, JobStarted, JobSucceeded, encode
 from domain.ids import new_job_id
 from infra.names import Names
 from infra.schema import events
@@ -28,24 +28,32 @@ from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 
 
-def write_log(client: redis.Redis, names: Names, jobs: int) -> int:
+def write_log(client: redis.Redis, names: Names, jobs: int, chunk: int = 1) -> int:
+    """`jobs` jobs of four events each (JobRequested, JobStarted twice, JobSucceeded). With
+    `chunk` 1 a job's events sit together; with more, `chunk` jobs' requests come first, then
+    their starts, then their outcomes, as consumers working in batches write them."""
     now = datetime.now(UTC)
     pipe = client.pipeline(transaction=False)
-    for i in range(jobs):
-        job = new_job_id()
-        for event in (
-            JobRequested(job_id=job, occurred_at=now, text=f"message {i}", model_version="m"),
-            JobStarted(job_id=job, occurred_at=now, consumer="c", attempt=1),
-            JobStarted(job_id=job, occurred_at=now, consumer="c", attempt=1),
-            JobSucceeded(job_id=job, occurred_at=now, consumer="c", attempt=1, label="ham",
-                         score=0.9, probabilities={"ham": 0.9, "spam": 0.1},
-                         model_version="m", inference_ms=1.0),
-        ):  # fmt: skip
-            pipe.xadd(names.events, encode(event))  # type: ignore[arg-type]
-        if i % 1000 == 999:
+    for first in range(0, jobs, chunk):
+        group = [_events(new_job_id(), i, now) for i in range(first, min(first + chunk, jobs))]
+        for stage in range(4):
+            for job_events in group:
+                pipe.xadd(names.events, encode(job_events[stage]))  # type: ignore[arg-type]
+        if len(pipe) >= 4000:
             pipe.execute()
     pipe.execute()
     return jobs * 4
+
+
+def _events(job: str, i: int, now: datetime) -> tuple[Event, ...]:
+    return (
+        JobRequested(job_id=job, occurred_at=now, text=f"message {i}", model_version="m"),
+        JobStarted(job_id=job, occurred_at=now, consumer="c", attempt=1),
+        JobStarted(job_id=job, occurred_at=now, consumer="c", attempt=1),
+        JobSucceeded(job_id=job, occurred_at=now, consumer="c", attempt=1, label="ham",
+                     score=0.9, probabilities={"ham": 0.9, "spam": 0.1},
+                     model_version="m", inference_ms=1.0),
+    )  # fmt: skip
 
 
 def timed(label: str, count: int, run) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,8 @@
 """Holding a request until its job is terminal or the wait runs out (GET ?wait=, Prefer: wait).
 
-A wait is woken by the projector's announcement (api.waiters), never by reading in a loop. A
-wake is only a hint to read the job again, the database stays the answer: so a wake-up for every
+A wait is woken by the projector's announcement (api.waiters), never by reading in a loop. An
+announcement with the job's terminal row is the answer (the row as committed, and final); one
+without is a hint to read the job again, the database being the answer: so a wake-up for every
 waiter after a reconnect is harmless, and a lost one costs time, not correctness, because the
 job is read once more when the wait runs out.
 """
@@ -9,6 +10,7 @@ job is read once more when the wait runs out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +19,9 @@ from starlette.types import Receive
 from api.deps import Services
 from api.waiters import Watch
 from domain.job import JobState
+from projector.rows import from_json, to_state
+
+log = logging.getLogger(__name__)
 
 # The most a request may ask for; MAX_WAIT_S can only shorten it.
 WAIT_LIMIT_S = 60
@@ -55,10 +60,24 @@ async def wait_for_job(
             woken = await watch.wait(deadline)
             if watch.abandoned:
                 break
-            state = await read_job(svc, watch.job_id)
+            state = announced(watch) or await read_job(svc, watch.job_id)
             if not woken:
                 break
     return state
+
+
+def announced(watch: Watch) -> JobState | None:
+    """The terminal row the wake brought, if any: committed and final, so it is what a read
+    would return, without the read."""
+    raw = watch.take_row()
+    if raw is None:
+        return None
+    try:
+        state = to_state(from_json(raw))
+    except (ValueError, KeyError, TypeError) as exc:  # a message from elsewhere: read instead
+        log.warning("unreadable row announced for job %s: %s", watch.job_id, exc)
+        return None
+    return state if state.job_id == watch.job_id and state.status.is_terminal else None
 
 
 @asynccontextmanager

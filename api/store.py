@@ -117,7 +117,8 @@ def connection_pool(database_url: str, max_size: int) -> AsyncConnectionPool:
         min_size=1,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True, "row_factory": dict_row},
+        # UTC: times read back written as the projector's announcements write them.
+        kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
     )
 
 

@@ -1,8 +1,9 @@
 """Requests waiting for jobs to become terminal, and the subscription that wakes them.
 
-The projector publishes the ids of the jobs each batch made terminal, after the batch committed
-(projector.notify). Each API process keeps one subscription to that channel and wakes the
-requests registered for those ids; they then read the job again. Pub/sub is not durable, so
+The projector publishes the ids of the jobs each batch made terminal, after the batch committed,
+with their rows when the batch was small (projector.notify). Each API process keeps one
+subscription to that channel and wakes the requests registered for those ids; they answer with
+the row, or read the job again when the message had none. Pub/sub is not durable, so
 every time the subscription is (re)established all waiters are woken to re-read: a message
 published while this process was not listening is never waited out.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -21,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from projector.notify import decode_ids
+from projector import notify
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,23 @@ MAX_BACKOFF_S = 5.0
 class Watch:
     """One request's interest in one job."""
 
-    __slots__ = ("_event", "abandoned", "job_id")
+    __slots__ = ("_event", "_row", "abandoned", "job_id")
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.abandoned = False
         self._event = asyncio.Event()
+        self._row: str | None = None
 
-    def wake(self) -> None:
+    def wake(self, row: str | None = None) -> None:
+        """Wake the wait; `row` is the job's terminal row as JSON, when the announcement held it."""
+        self._row = row or self._row
         self._event.set()
+
+    def take_row(self) -> str | None:
+        """The row a wake brought, once."""
+        row, self._row = self._row, None
+        return row
 
     def abandon(self) -> None:
         """Stop waiting for good (the client went away)."""
@@ -91,12 +100,14 @@ class Waiters:
         if not watches:
             del self._by_job[watch.job_id]
 
-    def wake(self, job_ids: Iterable[str]) -> int:
-        """Wake the watches of `job_ids`; returns how many were woken."""
+    def wake(self, job_ids: Iterable[str], rows: Mapping[str, str | None] | None = None) -> int:
+        """Wake the watches of `job_ids`, with their rows from `rows` where it has them;
+        returns how many were woken."""
+        rows = rows or {}
         woken = 0
         for job_id in job_ids:
             for watch in self._by_job.get(job_id, ()):
-                watch.wake()
+                watch.wake(rows.get(job_id))
                 woken += 1
         return woken
 
@@ -180,7 +191,8 @@ class TerminalListener:
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "message":
-            self._waiters.wake(decode_ids(message["data"]))
+            announced = notify.decode(message["data"])
+            self._waiters.wake(announced, announced)
         elif kind == "subscribe":
             # From now on nothing is missed; what was published before, the re-reads will see.
             self.subscribed = True

@@ -1,57 +1,75 @@
-"""Telling API processes which jobs a batch made terminal, so that long-polls wake at once.
+"""Telling API processes which jobs a batch made terminal, with their rows, so that long-polls
+answer at once.
 
-One PUBLISH per batch, sent only after the batch's transaction committed: an API process woken
-by it always reads the terminal row. The message is the job ids joined by spaces, so
-`redis-cli SUBSCRIBE <prefix>:terminal` shows it as it is. Pub/sub is not durable: a listener
-that was disconnected misses messages, which is why listeners re-read every waiting job after
-they subscribe again.
+One PUBLISH per batch, sent only after the batch's transaction committed. One line per job: its
+id, then, in batches of up to `ROWS_UP_TO` such jobs, a space and its row as JSON: the row just
+committed, and final, since a terminal job never changes again. A listener answers a waiting
+request from that row without reading PostgreSQL; a line with no row (a large batch, whose rows
+would make one message too big for a subscriber's output buffer) means "read it". Split on
+whitespace, a message gives the job ids as the first word of every line, so `redis-cli
+SUBSCRIBE <prefix>:terminal` shows it as it is. Pub/sub is not durable: a listener that was
+disconnected misses messages, which is why listeners re-read every waiting job after they
+subscribe again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis
 
-from domain.events import TERMINAL_EVENT_TYPES
 from domain.ids import is_job_id
-from infra.eventlog import Entry
+from domain.job import JobStatus
+from projector.rows import to_json
 
 log = logging.getLogger(__name__)
 
-_TERMINAL_TYPES = frozenset(cls.__name__ for cls in TERMINAL_EVENT_TYPES)
+ROWS_UP_TO = 64
+_TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
+
+Row = Mapping[str, Any]
 
 
-def terminal_job_ids(entries: Sequence[Entry]) -> list[str]:
-    """Ids of the jobs with a terminal event among `entries`, once each, in log order."""
-    found: dict[str, None] = {}
-    for _entry_id, fields in entries:
-        job_id = fields.get("job_id", "")
-        # A malformed id could hold a space and corrupt the message; the projector skips it too.
-        if fields.get("type") in _TERMINAL_TYPES and is_job_id(job_id):
-            found[job_id] = None
-    return list(found)
+def terminal_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows of `rows` whose job is terminal (a malformed id could hold a space and corrupt
+    the message; the projector never writes one, but the line format depends on it)."""
+    return [row for row in rows if row["status"] in _TERMINAL and is_job_id(str(row["job_id"]))]
 
 
-def encode_ids(job_ids: Iterable[str]) -> str:
-    return " ".join(job_ids)
+def encode(rows: Sequence[Row]) -> str:
+    if len(rows) > ROWS_UP_TO:
+        return "\n".join(str(row["job_id"]) for row in rows)
+    return "\n".join(f"{row['job_id']} {to_json(row)}" for row in rows)
 
 
-def decode_ids(message: str) -> list[str]:
-    return message.split()
+def decode(message: str) -> dict[str, str | None]:
+    """Job id -> its row as JSON, or None when the message names the job without one. A line
+    of ids separated by spaces, as earlier projectors wrote, names them all."""
+    found: dict[str, str | None] = {}
+    for line in message.splitlines():
+        job_id, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        if rest.startswith("{"):
+            found[job_id] = rest
+            continue
+        for each in line.split():
+            found.setdefault(each, None)
+    return found
 
 
-def publish_terminal(client: redis.Redis, channel: str, entries: Sequence[Entry]) -> None:
-    """Announce the jobs `entries` made terminal; call only after they are committed.
+def publish_terminal(client: redis.Redis, channel: str, rows: Sequence[Row]) -> None:
+    """Announce the jobs whose rows, among those a batch changed, are terminal; call only after
+    the batch committed.
 
     A failure is logged and swallowed: waiters time out and re-read anyway, and projecting must
     never stop for a notification.
     """
-    job_ids = terminal_job_ids(entries)
-    if not job_ids:
+    terminal = terminal_rows(rows)
+    if not terminal:
         return
     try:
-        client.publish(channel, encode_ids(job_ids))
+        client.publish(channel, encode(terminal))
     except redis.RedisError as exc:
-        log.warning("could not announce %d terminal jobs: %s", len(job_ids), exc)
+        log.warning("could not announce %d terminal jobs: %s", len(terminal), exc)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from domain.job import JobResult, JobState, JobStatus
@@ -53,3 +55,28 @@ def to_state(row: Mapping[Any, Any]) -> JobState:
         error_type=row["error_type"],
         error=row["error"],
     )
+
+
+TIMESTAMPS = ("created_at", "started_at", "finished_at", "updated_at")
+
+
+def json_default(value: Any) -> str:
+    """`json.dumps`'s `default` for rows: their only values JSON has no type for are times."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} in a projected row")
+
+
+def to_json(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, default=json_default)
+
+
+def from_json(raw: str) -> dict[str, Any]:
+    """The row `to_json` wrote, its times parsed back."""
+    row = json.loads(raw)
+    if not isinstance(row, dict):
+        raise ValueError("a row is a JSON object")
+    for key in TIMESTAMPS:
+        if row.get(key) is not None:
+            row[key] = datetime.fromisoformat(row[key])
+    return row

@@ -88,10 +88,10 @@ class Projector:
         entries = stream_entries(reply)
         began = time.perf_counter()
         events = decode_entries(entries)  # once, for the store and for telemetry
-        after = self._store.apply(checkpoint, entries, events)
+        after, rows = self._store.apply_returning_rows(checkpoint, entries, events)
         applied_s = time.perf_counter() - began
         # Right after the commit, before telemetry: the waiting clients are the latency path.
-        notify.publish_terminal(self._redis, self._channel, entries)
+        notify.publish_terminal(self._redis, self._channel, rows)
         telemetry.batch_applied(entries, after, applied_s, events)
         return after
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -28,6 +27,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import JSONB
+
+from projector.rows import json_default
 
 COMMIT = "COMMIT"
 
@@ -99,19 +100,13 @@ def insert_json(table: Table, conflict: str) -> str:
     return template.format(t=sql.Identifier(table.name), c=sql.SQL(conflict)).as_string()
 
 
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} in a projected row")
-
-
 def json_rows(rows: Sequence[Mapping[str, Any]]) -> Jsonb:
     """The parameter of `insert_json`."""
     return Jsonb(rows, dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    return json.dumps(value, default=json_default)
 
 
 @cache

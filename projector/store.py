@@ -129,8 +129,17 @@ class ProjectionStore:
         A small batch takes two round trips: BEGIN, advancing the checkpoint (which locks it)
         and reading the jobs the batch touches in one pipeline; the rows, the archive and the
         COMMIT in another."""
+        return self.apply_returning_rows(expected, entries, events)[0]
+
+    def apply_returning_rows(
+        self,
+        expected: Checkpoint,
+        entries: Sequence[Entry],
+        events: list[tuple[str, Event]] | None = None,
+    ) -> tuple[Checkpoint, list[dict[str, Any]]]:
+        """`apply`, also returning the rows the batch changed, as committed."""
         if not entries:
-            return expected
+            return expected, []
         try:
             with (
                 self._engine.connect() as conn,
@@ -154,7 +163,7 @@ class ProjectionStore:
         if not entries:
             return expected
         raw = statements.driver_connection(conn)
-        return self._apply(raw, expected, entries, archives, events, own=False)
+        return self._apply(raw, expected, entries, archives, events, own=False)[0]
 
     def _apply(
         self,
@@ -164,7 +173,7 @@ class ProjectionStore:
         archives: bool,
         events: list[tuple[str, Event]] | None,
         own: bool,
-    ) -> Checkpoint:
+    ) -> tuple[Checkpoint, list[dict[str, Any]]]:
         """The fold runs in Python between two pipelines. `own`: the transaction is this
         batch's, in autocommit mode (`statements.own_transaction`): its BEGIN goes in the first
         pipeline and its COMMIT in the last."""
@@ -184,7 +193,7 @@ class ProjectionStore:
             self._write_documents(raw, rows, archived, own)
         else:
             self._write_staged(raw, rows, archived, own)
-        return after
+        return after, rows
 
     def _claim(
         self,

@@ -13,6 +13,8 @@ from sqlalchemy import select
 from domain.events import JobFailed, JobStarted, JobSucceeded, encode
 from infra.names import Names
 from infra.schema import jobs
+from projector import notify
+from projector.rows import from_json, to_state
 from tests.support import submit
 
 
@@ -87,7 +89,7 @@ def publications(redis_client: redis.Redis, engine, monkeypatch) -> list[dict[st
 
     def spy(channel: str, message: str) -> int:
         committed = statuses(engine)
-        seen.append({job_id: committed.get(job_id, "absent") for job_id in message.split()})
+        seen.append({job_id: committed.get(job_id, "absent") for job_id in notify.decode(message)})
         return publish(channel, message)
 
     monkeypatch.setattr(redis_client, "publish", spy)
@@ -95,7 +97,7 @@ def publications(redis_client: redis.Redis, engine, monkeypatch) -> list[dict[st
 
 
 def test_a_batch_announces_its_terminal_jobs_once_after_commit(
-    make_projector, redis_client, names, subscriber, publications
+    make_projector, redis_client, names, engine, subscriber, publications
 ):
     done, failed, running = (submit(redis_client, names, "t") for _ in range(3))
     for job_id in (done, failed, running):
@@ -106,8 +108,16 @@ def test_a_batch_announces_its_terminal_jobs_once_after_commit(
 
     make_projector(read_count=500).catch_up()
 
-    assert received(subscriber) == [f"{done} {failed}"]
+    (message,) = received(subscriber)
+    announced = notify.decode(message)
+    assert list(announced) == [done, failed]
     assert publications == [{done: "succeeded", failed: "failed"}]
+    # Each with its row as committed: what a read of the job would return.
+    with engine.connect() as conn:
+        committed = {str(r.job_id): to_state(r._mapping) for r in conn.execute(select(jobs))}
+    for job_id, row in announced.items():
+        assert row is not None
+        assert to_state(from_json(row)) == committed[job_id]
 
 
 def test_each_batch_announces_what_it_finished(
@@ -119,8 +129,19 @@ def test_each_batch_announces_what_it_finished(
 
     make_projector(read_count=3).catch_up()  # [req, req, first done] [second done]
 
-    assert received(subscriber) == [first, second]
+    assert [list(notify.decode(m)) for m in received(subscriber)] == [[first], [second]]
     assert publications == [{first: "succeeded"}, {second: "succeeded"}]
+
+
+def test_a_large_batch_announces_its_jobs_without_rows(
+    make_projector, redis_client, names, subscriber
+):
+    ids = [submit(redis_client, names, f"t{i}") for i in range(notify.ROWS_UP_TO + 1)]
+    for job_id in ids:
+        succeed(redis_client, names, job_id)
+    make_projector(read_count=500).catch_up()
+    (message,) = received(subscriber)
+    assert notify.decode(message) == dict.fromkeys(ids)
 
 
 def test_batches_without_terminal_events_announce_nothing(

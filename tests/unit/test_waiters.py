@@ -12,6 +12,7 @@ from api.waiters import Waiters
 from domain.events import JobRequested
 from domain.ids import new_job_id
 from domain.job import JobState, JobStatus, evolve
+from projector import rows
 
 LONG_S = 30.0  # never reached: every test that waits this long is woken first
 
@@ -42,6 +43,15 @@ class FakeJobs:
 
     def finish(self, job_id: str) -> None:
         self.rows[job_id] = replace(self.rows[job_id], status=JobStatus.SUCCEEDED)
+
+
+def one_queued_job() -> tuple[Waiters, FakeJobs, str]:
+    """Waiters, and a projection holding one queued job."""
+    waiters = Waiters()
+    jobs = FakeJobs(waiters)
+    job_id = new_job_id()
+    jobs.rows[job_id] = queued(job_id)
+    return waiters, jobs, job_id
 
 
 async def silent_client() -> dict:
@@ -110,10 +120,7 @@ def test_wake_all_wakes_every_watch():
 
 def test_a_wake_answers_with_the_terminal_job():
     async def scenario() -> None:
-        waiters = Waiters()
-        jobs = FakeJobs(waiters)
-        job_id = new_job_id()
-        jobs.rows[job_id] = queued(job_id)
+        waiters, jobs, job_id = one_queued_job()
         waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, silent_client))
         await asyncio.sleep(0)  # registered and read
         jobs.finish(job_id)
@@ -126,12 +133,45 @@ def test_a_wake_answers_with_the_terminal_job():
     asyncio.run(scenario())
 
 
+def finished_row(state: JobState) -> str:
+    """The row the projector announces for `state`, once terminal."""
+    done = replace(state, status=JobStatus.SUCCEEDED, finished_at=datetime.now(UTC))
+    return rows.to_json(rows.to_row(done, "1-0"))
+
+
+def test_a_wake_with_the_row_answers_without_reading_the_job_again():
+    async def scenario() -> None:
+        waiters, jobs, job_id = one_queued_job()
+        waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, silent_client))
+        await asyncio.sleep(0)
+        waiters.wake([job_id], {job_id: finished_row(jobs.rows[job_id])})
+        state = await waiting
+        assert state is not None and state.status is JobStatus.SUCCEEDED
+        assert state.created_at == jobs.rows[job_id].created_at
+        assert jobs.reads == 1  # before waiting only
+
+    asyncio.run(scenario())
+
+
+def test_a_row_that_does_not_fit_the_wait_is_read_instead():
+    async def scenario() -> None:
+        waiters, jobs, job_id = one_queued_job()
+        other = finished_row(queued(new_job_id()))
+        for row in ("{not json", '["a list"]', "{}", other):
+            with waiters.watch(job_id) as watch:
+                waiters.wake([job_id], {job_id: row})
+                state = await wait_for_job(
+                    jobs.services, watch, queued(job_id), 0.01, silent_client
+                )
+            assert state is not None and state.status is JobStatus.QUEUED  # read: still queued
+        assert jobs.reads == 8  # each: once after the wake, once when the time ran out
+
+    asyncio.run(scenario())
+
+
 def test_a_spurious_wake_goes_back_to_waiting():
     async def scenario() -> None:
-        waiters = Waiters()
-        jobs = FakeJobs(waiters)
-        job_id = new_job_id()
-        jobs.rows[job_id] = queued(job_id)
+        waiters, jobs, job_id = one_queued_job()
         waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, silent_client))
         await asyncio.sleep(0)
         waiters.wake_all()  # as after a reconnect: the job is read again, still queued
@@ -147,10 +187,7 @@ def test_a_spurious_wake_goes_back_to_waiting():
 
 def test_when_the_time_runs_out_the_job_is_read_once_more():
     async def scenario() -> None:
-        waiters = Waiters()
-        jobs = FakeJobs(waiters)
-        job_id = new_job_id()
-        jobs.rows[job_id] = queued(job_id)
+        waiters, jobs, job_id = one_queued_job()
         with waiters.watch(job_id) as watch:
             jobs.finish(job_id)  # the announcement was lost
             state = await wait_for_job(jobs.services, watch, queued(job_id), 0.05, silent_client)
@@ -178,10 +215,7 @@ def test_a_terminal_or_unknown_job_or_no_wait_answers_at_once():
 
 def test_a_client_that_goes_away_ends_the_wait_and_its_watch():
     async def scenario() -> None:
-        waiters = Waiters()
-        jobs = FakeJobs(waiters)
-        job_id = new_job_id()
-        jobs.rows[job_id] = queued(job_id)
+        waiters, jobs, job_id = one_queued_job()
         gone = asyncio.Event()
         messages = [{"type": "http.request", "body": b"", "more_body": False}]
 

@@ -66,6 +66,8 @@ def test_a_long_poll_answers_as_soon_as_the_job_is_terminal(running: Service):
     assert body["status"] == "succeeded"
     assert body["result"]["label"] in ("ham", "spam")
     assert elapsed_s < WOKEN_WITHIN_S  # woken by the event, not by the 30 s running out
+    # Answered from the projector's announcement, it is what a read of the job gives.
+    assert running.http.get(f"/v1/jobs/{job_id}").json() == body
 
 
 def test_a_long_poll_on_a_terminal_job_answers_with_it(running: Service):
@@ -91,6 +93,7 @@ def test_prefer_wait_answers_a_failure_too(running: Service):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "failed" and body["error"] == "injected permanent fault"
+    assert running.http.get(response.headers["Location"]).json() == body
 
 
 def test_a_replay_with_prefer_wait_answers_the_original_job(running: Service):

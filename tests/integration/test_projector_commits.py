@@ -49,26 +49,41 @@ def session_mode(engine: Engine) -> str:
         return str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
 
 
-@pytest.mark.parametrize("small_batch", [DOCUMENTS, COPY], ids=["json", "copy"])
-def test_live_batches_commit_without_waiting_for_the_disk(
-    make_projector, redis_client, names, engine, small_batch
-):
-    record_commit_modes(engine)
-    load(redis_client, names, 6)
-    make_projector(5, small_batch).catch_up()
-    modes = commit_modes(engine)
-    assert {tbl for tbl, _ in modes} == {"jobs", "projector_checkpoints"}
-    assert {mode for _, mode in modes} == {"off"}
-    # SET LOCAL: the pooled connection the batches used is back to the server's default.
-    assert session_mode(engine) == "on"
+def engine_committing(database_url: str, mode: str) -> Engine:
+    """Connections whose own default is `mode`, whatever the server's (the embedded test
+    server's is off)."""
+    return create_engine(database_url, connect_args={"options": f"-c synchronous_commit={mode}"})
+
+
+@pytest.fixture
+def engine_with_sync_commits(database_url) -> Iterator[Engine]:
+    engine = engine_committing(database_url, "on")
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
 def engine_without_sync_commits(database_url) -> Iterator[Engine]:
-    """Connections whose default is not to wait for the disk, as a server may be configured."""
-    engine = create_engine(database_url, connect_args={"options": "-c synchronous_commit=off"})
+    engine = engine_committing(database_url, "off")
     yield engine
     engine.dispose()
+
+
+@pytest.mark.parametrize("small_batch", [DOCUMENTS, COPY], ids=["json", "copy"])
+def test_live_batches_commit_without_waiting_for_the_disk(
+    redis_client, names, engine, engine_with_sync_commits, small_batch
+):
+    record_commit_modes(engine)
+    load(redis_client, names, 6)
+    store = ProjectionStore(engine_with_sync_commits, "jobs", small_batch=small_batch)
+    checkpoint = Checkpoint()
+    for at in range(0, len(entries := redis_client.xrange(names.events)), 5):
+        checkpoint = store.apply(checkpoint, entries[at : at + 5])
+    modes = commit_modes(engine)
+    assert {tbl for tbl, _ in modes} == {"jobs", "projector_checkpoints"}
+    assert {mode for _, mode in modes} == {"off"}
+    # SET LOCAL: the pooled connection the batches used is back to its own default.
+    assert session_mode(engine_with_sync_commits) == "on"
 
 
 def test_the_trim_reads_the_checkpoint_once_it_is_on_disk(

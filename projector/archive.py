@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Select, literal, select, tuple
 from infra.eventlog import Entry
 from infra.schema import events
 from projector import statements
+from projector.rows import NUL, REPLACEMENT
 
 
 def position(entry_id: str) -> tuple[int, int]:
@@ -36,10 +37,8 @@ def _occurred_at(fields: Mapping[str, str]) -> datetime | None:
 # log can: Redis strings are binary-safe, and nothing stops a submitted text containing a NUL.
 # Archived as it was, such an entry would fail its batch again on every retry and stop the
 # projector for good. Its NULs are archived as U+FFFD (the replacement character) instead: the
-# one place where the archive differs from the log. No projected row depends on the text, so a
-# rebuild from the archive gives the same rows.
-NUL = "\x00"
-REPLACEMENT = "\ufffd"
+# one place where the archive differs from the log. Rows store such NULs the same way
+# (projector.rows), so a rebuild from the archive gives the same rows.
 
 
 def _without_nul(fields: Mapping[str, str]) -> dict[str, str]:

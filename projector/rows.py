@@ -9,19 +9,35 @@ from typing import Any
 
 from domain.job import JobResult, JobState, JobStatus
 
+# PostgreSQL can hold U+0000 neither in text nor in jsonb, and the log can (see
+# projector.archive). A NUL in a row's text (an error message quoting its input, say) would
+# fail its batch on every retry and stop the projector for good, so it is stored as U+FFFD.
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
+
+
+def storable(text: str | None) -> str | None:
+    return text.replace(NUL, REPLACEMENT) if text and NUL in text else text
+
+
+def _storable_keys(values: dict[str, float]) -> dict[str, float]:
+    if not any(NUL in key for key in values):
+        return values
+    return {key.replace(NUL, REPLACEMENT): value for key, value in values.items()}
+
 
 def to_row(state: JobState, last_entry_id: str) -> dict[str, Any]:
     result = state.result
     return {
         "job_id": state.job_id,
         "status": state.status.value,
-        "model_version": state.model_version,
-        "result_label": result.label if result else None,
+        "model_version": storable(state.model_version),
+        "result_label": storable(result.label) if result else None,
         "result_score": result.score if result else None,
-        "result_probabilities": result.probabilities if result else None,
-        "result_model_version": result.model_version if result else None,
-        "error_type": state.error_type,
-        "error": state.error,
+        "result_probabilities": _storable_keys(result.probabilities) if result else None,
+        "result_model_version": storable(result.model_version) if result else None,
+        "error_type": storable(state.error_type),
+        "error": storable(state.error),
         "retry_count": state.retry_count,
         "attempts": state.attempts,
         "created_at": state.created_at,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from domain.events import Event, JobRequested, decode
+from domain.events import Event, JobFailed, JobRequested, decode, encode
 from domain.ids import new_job_id
 from infra.eventlog import SUBMIT_SCRIPT, parse_submission, submit_args
 from infra.names import Names
@@ -43,3 +43,24 @@ def job_events(client: redis.Redis, names: Names, job_id: str) -> list[Event]:
 
 def event_types(events: list[Event]) -> list[str]:
     return [type(event).__name__ for event in events]
+
+
+def append_failure(
+    client: redis.Redis,
+    names: Names,
+    job_id: str,
+    error: str = "boom",
+    error_type: str = "InferenceError",
+    consumer: str = "c",
+) -> None:
+    """Append a JobFailed for `job_id`, as a consumer would."""
+    failed = JobFailed(
+        job_id=job_id,
+        occurred_at=datetime.now(UTC),
+        consumer=consumer,
+        attempt=1,
+        error_type=error_type,
+        error=error,
+        transient=False,
+    )
+    client.xadd(names.events, encode(failed))

@@ -10,12 +10,12 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from domain.events import JobFailed, JobStarted, JobSucceeded, encode
+from domain.events import JobStarted, JobSucceeded, encode
 from infra.names import Names
 from infra.schema import jobs
 from projector import notify
 from projector.rows import from_json, to_state
-from tests.support import submit
+from tests.support import append_failure, submit
 
 
 def now() -> datetime:
@@ -40,19 +40,6 @@ def succeed(client: redis.Redis, names: Names, job_id: str) -> None:
         inference_ms=0.5,
     )
     client.xadd(names.events, encode(done))
-
-
-def fail(client: redis.Redis, names: Names, job_id: str) -> None:
-    failed = JobFailed(
-        job_id=job_id,
-        occurred_at=now(),
-        consumer="c",
-        attempt=1,
-        error_type="InferenceError",
-        error="boom",
-        transient=False,
-    )
-    client.xadd(names.events, encode(failed))
 
 
 def statuses(engine) -> dict[str, str]:
@@ -103,7 +90,7 @@ def test_a_batch_announces_its_terminal_jobs_once_after_commit(
     for job_id in (done, failed, running):
         start(redis_client, names, job_id)
     succeed(redis_client, names, done)
-    fail(redis_client, names, failed)
+    append_failure(redis_client, names, failed)
     succeed(redis_client, names, done)  # a duplicate outcome: still one id
 
     make_projector(read_count=500).catch_up()

@@ -23,7 +23,7 @@ from projector import store as store_module
 from projector.rows import to_state
 from projector.store import Checkpoint, ProjectionStore
 from tests.integration.test_projector import load
-from tests.support import log_events, submit
+from tests.support import append_failure, log_events, submit
 
 DOCUMENTS = 1_000_000  # every batch is small
 COPY = 0  # every batch is large
@@ -262,3 +262,20 @@ def test_values_reach_the_rows_exactly(make_projector, redis_client, names, engi
     assert projected[ok].finished_at == at
     assert projected[bad].error == odd
     assert archived(engine) == redis_client.xrange(names.events)
+
+
+@PATHS
+def test_an_error_with_nul_is_projected_with_the_replacement_character(
+    make_projector, redis_client, names, engine, small_batch
+):
+    """A model's error message can quote its input, and the log can hold a NUL, which no text
+    column can: the row gets U+FFFD in its place, where the batch used to fail on every retry."""
+    job_id = submit(redis_client, names, "t")
+    append_failure(
+        redis_client, names, job_id, "cannot read 'a\x00b'", "Inference\x00Error", "c\x00"
+    )
+    make_projector(small_batch=small_batch).catch_up()
+    (row,) = rows(engine).values()
+    assert row.status.value == "failed"
+    assert row.error == "cannot read 'a\ufffdb'"
+    assert row.error_type == "Inference\ufffdError"

@@ -192,7 +192,7 @@ class TerminalListener:
         kind = message["type"]
         if kind == "message":
             announced = notify.decode(message["data"])
-            self._waiters.wake(announced, announced)
+            self._waiters.wake(announced, rows=announced)
         elif kind == "subscribe":
             # From now on nothing is missed; what was published before, the re-reads will see.
             self.subscribed = True

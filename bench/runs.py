@@ -78,14 +78,13 @@ class Bench:
             before = cpu.sample(self._roles())
             tally = loadgen.run(plan, self.options.load_procs)
             wait_for_outcomes(tail, tally.accepted)
-            busy = cpu.spent(before, cpu.sample(self._roles()))
             outcomes = summarise(tail, tally.accepted)
             projected = None
             if projection and outcomes.last_entry:
                 # A slow projector may need minutes for a big batch: bounded, not cut short.
                 limit_s = 120 + len(tally.accepted) / 100
                 projected = watch.first_past(outcomes.last_entry, limit_s)
-                busy = cpu.spent(before, cpu.sample(self._roles()))
+            busy = cpu.spent(before, cpu.sample(self._roles()))
         return Measured(tally, outcomes, projected, busy)
 
     def _roles(self) -> dict[str, int]:

@@ -83,8 +83,9 @@ def json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} in a projected row")
 
 
-def to_json(row: Mapping[str, Any]) -> str:
-    return json.dumps(row, default=json_default)
+def to_json(value: Any) -> str:
+    """A row, or a list of rows, as JSON."""
+    return json.dumps(value, default=json_default)
 
 
 def from_json(raw: str) -> dict[str, Any]:

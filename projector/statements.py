@@ -28,7 +28,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import JSONB
 
-from projector.rows import json_default
+from projector.rows import to_json
 
 COMMIT = "COMMIT"
 
@@ -102,11 +102,7 @@ def insert_json(table: Table, conflict: str) -> str:
 
 def json_rows(rows: Sequence[Mapping[str, Any]]) -> Jsonb:
     """The parameter of `insert_json`."""
-    return Jsonb(rows, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default)
+    return Jsonb(rows, dumps=to_json)
 
 
 @cache

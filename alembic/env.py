@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from infra.schema import metadata
-from infra.settings import CommonSettings
+from readmodel.tables import metadata
+from runtime.settings import CommonSettings
 
 
 def _url() -> str:

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, get_type_hints
 
 from domain.errors import InvalidEventError
-from domain.upcasting import upcast
+from domain.lanes import INTERACTIVE
+from domain.tenants import DEFAULT_TENANT
+from domain.upcasting import register, upcast
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,12 +33,19 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobRequested(Event):
-    """A client's request was accepted; the job exists from here on."""
+    """A client's request was accepted; the job exists from here on.
+
+    v2 added `tenant` and `lane`; v1 entries read as the default tenant's, interactive."""
+
+    schema_version: ClassVar[int] = 2
 
     text: str
     model_version: str
     # W3C trace context of the submitting request; "" in events written before it existed.
     traceparent: str = ""
+    tenant: str = DEFAULT_TENANT
+    # domain.lanes: "interactive" (submitted alone) or "bulk" (an item of a batch).
+    lane: str = INTERACTIVE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +89,15 @@ class JobFailed(Event):
     error_type: str
     error: str
     transient: bool
+
+
+def _tenant_of_v1(fields: Mapping[str, str]) -> dict[str, str]:
+    # Jobs accepted before tenants and lanes existed were the one (default) tenant's, all in
+    # one queue: the interactive lane's.
+    return {**fields, "tenant": DEFAULT_TENANT, "lane": INTERACTIVE}
+
+
+register("JobRequested", 1, _tenant_of_v1)
 
 
 EVENT_TYPES: Mapping[str, type[Event]] = {

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from domain.events import Event, JobFailed, JobRequested, JobRetrying, JobStarted, JobSucceeded
+from domain.lanes import INTERACTIVE
+from domain.tenants import DEFAULT_TENANT
 
 
 class JobStatus(StrEnum):
@@ -53,6 +55,9 @@ class JobState:
     result: JobResult | None = None
     error_type: str | None = None
     error: str | None = None
+    # The job's request names them; until the request is seen, the default tenant's and lane.
+    tenant: str = DEFAULT_TENANT
+    lane: str = INTERACTIVE
 
 
 def _advance(state: JobState, status: JobStatus) -> JobStatus:
@@ -67,12 +72,16 @@ def _on_requested(state: JobState | None, event: JobRequested) -> JobState:
             created_at=event.occurred_at,
             updated_at=event.occurred_at,
             model_version=event.model_version,
+            tenant=event.tenant,
+            lane=event.lane,
         )
     # A repeat, or the request seen after later events: fill in, never move status back.
     return replace(
         state,
         created_at=min(state.created_at, event.occurred_at),
         model_version=state.model_version or event.model_version,
+        tenant=event.tenant,
+        lane=event.lane,
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.errors import PermanentError, UnknownModelVersionError
+from classifier.errors import ModelIntegrityError, UnknownModelVersionError
 
 MANIFEST_SUFFIX = ".json"
 MODEL_SUFFIX = ".skops"
@@ -48,15 +48,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.pipeline.Pipeline",
     }
 )
-
-
-class ModelIntegrityError(PermanentError):
-    """A model file that is missing, altered, or holds types we refuse to load."""
-
-    def __init__(self, version: str, reason: str) -> None:
-        self.version = version
-        self.reason = reason
-        super().__init__(f"model {version!r} failed integrity check: {reason}")
 
 
 def is_valid_version(version: str) -> bool:

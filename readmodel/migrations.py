@@ -14,3 +14,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     config = Config(str(_ROOT / "alembic.ini"))
     config.attributes["database_url"] = database_url
     command.upgrade(config, revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    config = Config(str(_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    command.downgrade(config, revision)

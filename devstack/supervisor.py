@@ -1,4 +1,4 @@
-"""``python -m infra run``: the local all-in-one runner behind ``make run``.
+"""``python -m devstack run``: the local all-in-one runner behind ``make run``.
 
 Starts embedded Redis/PostgreSQL when ``REDIS_URL``/``DATABASE_URL`` are unset (data kept
 under ``.run/`` in the repo), applies migrations, trains the default model if missing, then
@@ -8,21 +8,17 @@ until a role exits on its own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
-from infra.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError, spawn
+from devstack.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
+from devstack.roles import REPO_ROOT, RoleError, Roles
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = REPO_ROOT / ".run"
 DEFAULT_MODEL_FILE = "spam-tfidf-lr-v1.json"
 # Models trained before the compact form existed lack it; retrained, consumers stay small.
@@ -34,15 +30,8 @@ CONSUMER_METRICS_BASE_PORT = 9110  # consumer-1 serves /metrics on 9111, consume
 Server = EmbeddedRedis | EmbeddedPostgres
 
 
-@dataclass
-class Role:
-    name: str
-    group: str  # "api" | "consumer" | "projector": shutdown is done group by group
-    proc: subprocess.Popen[bytes]
-
-
 def log(message: str) -> None:
-    print(f"[infra] {message}", file=sys.stderr, flush=True)
+    print(f"[devstack] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- servers
@@ -78,7 +67,7 @@ def run_step(argv: list[str], env: dict[str, str], what: str) -> None:
     log(f"{what}: {' '.join(argv[1:])}")
     result = subprocess.run(argv, env=env, cwd=REPO_ROOT, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"[infra] {what} failed with exit code {result.returncode}")
+        raise SystemExit(f"[devstack] {what} failed with exit code {result.returncode}")
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -86,6 +75,30 @@ def migrate(env: dict[str, str]) -> None:
         log("WARNING: alembic.ini not found, skipping migrations")
         return
     run_step([sys.executable, "-m", "alembic", "upgrade", "head"], env, "migrations")
+
+
+DEV_KEY_FILE = RUN_DIR / "api-key"
+
+
+def dev_key_file(env: dict[str, str]) -> Path:
+    """Where the development admin key is kept: API_KEY_FILE, else .run/api-key."""
+    return Path(env.get("API_KEY_FILE") or DEV_KEY_FILE)
+
+
+def ensure_dev_key(env: dict[str, str]) -> str | None:
+    """The development admin key in .run/api-key: made on the first start (and again for a
+    database that does not know it), so that the README's curl examples work. None with
+    AUTH_ENABLED off."""
+    if env.get("AUTH_ENABLED", "true").lower() in ("false", "0", "no", "off"):
+        log("WARNING: AUTH_ENABLED is off: anyone who reaches the API acts as its admin")
+        return None
+    argv = [sys.executable, "-m", "api", "keys", "dev", "--file", str(dev_key_file(env))]
+    result = subprocess.run(
+        argv, env=env, cwd=REPO_ROOT, check=False, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"[devstack] development API key failed: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def module_exists(dotted: str) -> bool:
@@ -111,75 +124,17 @@ def ensure_model(env: dict[str, str]) -> None:
 # ---------------------------------------------------------------------------- roles
 
 
-def pump(stream: IO[bytes], prefix: str) -> None:
-    """Copy a child's output to our stdout, one prefixed line at a time."""
-    out = sys.stdout.buffer
-    for line in iter(stream.readline, b""):
-        out.write(prefix.encode() + line)
-        out.flush()
-    stream.close()
-
-
-def start_role(name: str, group: str, module: str, env: dict[str, str]) -> Role:
-    child_env = {**env, "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", module]
-    proc = spawn(argv, subprocess.PIPE, env=child_env, cwd=REPO_ROOT)
-    assert proc.stdout is not None
-    width = 12
-    threading.Thread(
-        target=pump, args=(proc.stdout, f"{name:<{width}}| "), daemon=True, name=f"pump-{name}"
-    ).start()
-    return Role(name, group, proc)
-
-
 def consumer_metrics_port(i: int) -> str:
     """Consumer i's /metrics port: consumers share a host here, so each needs its own."""
     return str(CONSUMER_METRICS_BASE_PORT + i)
 
 
-def start_roles(env: dict[str, str], roles: list[Role]) -> None:
-    roles.append(start_role("projector", "projector", "projector", env))
-    for i in range(1, int(env.get("CONSUMERS", "2")) + 1):
-        consumer_env = {
-            **env,
-            "CONSUMER_NAME": f"consumer-{i}",
-            "METRICS_PORT": consumer_metrics_port(i),
-        }
-        roles.append(start_role(f"consumer-{i}", "consumer", "consumer", consumer_env))
-    roles.append(start_role("api", "api", "api", env))
-
-
-def stop_group(roles: list[Role]) -> None:
-    """SIGTERM every role of a group, wait up to ROLE_STOP_TIMEOUT, then SIGKILL."""
-    for role in roles:
-        if role.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                role.proc.terminate()
-    deadline = time.monotonic() + ROLE_STOP_TIMEOUT
-    for role in roles:
-        try:
-            role.proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log(f"{role.name} did not stop in {ROLE_STOP_TIMEOUT:.0f} s, killing it")
-            role.proc.kill()
-            role.proc.wait()
-
-
-def stop_roles(roles: list[Role]) -> None:
-    for group in ("api", "consumer", "projector"):
-        members = [r for r in roles if r.group == group]
-        if members:
-            stop_group(members)
-            log(f"stopped {group}")
-
-
-def watch(roles: list[Role], servers: list[Server]) -> str | None:
+def watch(roles: Roles, servers: list[Server]) -> str | None:
     """Block until a signal (returns None) or an unexpected exit (returns a description)."""
     while True:
-        for role in roles:
-            code = role.proc.poll()
-            if code is not None:
-                return f"role {role.name} exited unexpectedly with code {code}"
+        if exited := roles.exited():
+            name, code = next(iter(exited.items()))
+            return f"role {name} exited unexpectedly with code {code}"
         for server in servers:
             if not server.running():
                 return f"embedded {server.name} exited unexpectedly"
@@ -189,11 +144,15 @@ def watch(roles: list[Role], servers: list[Server]) -> str | None:
 # ---------------------------------------------------------------------------- main
 
 
-def banner(env: dict[str, str]) -> None:
+def banner(env: dict[str, str], key: str | None) -> None:
     api_port = env.get("API_PORT", "8000")
+    shown = (
+        f"{key}  (in {DEV_KEY_FILE.relative_to(REPO_ROOT)})" if key else "none: AUTH_ENABLED off"
+    )
     lines = [
         "InferFlow is running",
         f"  API:        http://127.0.0.1:{api_port}",
+        f"  admin key:  {shown}",
         f"  Redis:      {env['REDIS_URL']}",
         f"  PostgreSQL: {env['DATABASE_URL']}",
         f"  consumers:  {env.get('CONSUMERS', '2')}",
@@ -220,14 +179,18 @@ def run() -> int:
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "text")  # people read `make run`; deployments keep JSON
     servers: list[Server] = []
-    roles: list[Role] = []
+    roles: Roles | None = None
     failure: str | None = None
     try:
         ensure_servers(env, servers)
         migrate(env)
+        key = ensure_dev_key(env)
         ensure_model(env)
-        start_roles(env, roles)
-        banner(env)
+        roles = Roles(env, stop_timeout=ROLE_STOP_TIMEOUT, report=log)
+        roles.start_all(
+            int(env.get("CONSUMERS", "2")), first=1, metrics_base=CONSUMER_METRICS_BASE_PORT
+        )
+        banner(env, key)
         failure = watch(roles, servers)
     except KeyboardInterrupt:
         log("interrupted, shutting down")
@@ -235,11 +198,14 @@ def run() -> int:
         failure = str(exc.code)
     except EmbeddedServerError as exc:
         failure = f"embedded server failed: {exc}"
+    except RoleError as exc:
+        failure = f"role failed: {exc}"
     finally:
         _ignore_signals()
         if failure:
             log(failure)
-        stop_roles(roles)
+        if roles is not None:
+            roles.stop_all()
         stop_servers(servers)
     return 1 if failure else 0
 
@@ -247,6 +213,6 @@ def run() -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args != ["run"]:
-        print("usage: python -m infra run", file=sys.stderr)
+        print("usage: python -m devstack run", file=sys.stderr)
         return 2
     return run()

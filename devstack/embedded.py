@@ -30,6 +30,8 @@ from typing import IO, Self
 import psycopg
 from psycopg import sql
 
+from devstack.ports import free_port
+
 PR_SET_DEATHSIG = 1
 LOG_TAIL_LINES = 40
 CACHE_ROOT = Path(os.environ.get("INFERFLOW_CACHE_DIR", "/var/tmp/inferflow"))
@@ -41,13 +43,6 @@ class EmbeddedServerError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now (racy, but good enough)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _package_dir(name: str) -> Path:

@@ -1,0 +1,24 @@
+"""Errors of the model registry, under the one root (domain.errors)."""
+
+from __future__ import annotations
+
+from domain.errors import PermanentError
+
+
+class UnknownModelVersionError(PermanentError):
+    """A model version that is not in the registry."""
+
+    def __init__(self, version: str, known: tuple[str, ...] = ()) -> None:
+        self.version = version
+        self.known = known
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"unknown model version {version!r} (available: {listing})")
+
+
+class ModelIntegrityError(PermanentError):
+    """A model file that is missing, altered, or holds types we refuse to load."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        self.version = version
+        self.reason = reason
+        super().__init__(f"model {version!r} failed integrity check: {reason}")

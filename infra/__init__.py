@@ -1,1 +1,0 @@
-"""Adapters shared by the roles: names, settings, Redis event log, PostgreSQL schema, servers."""

@@ -1,8 +1,0 @@
-"""Entry point: ``python -m infra run`` (what ``make run`` calls)."""
-
-import sys
-
-from infra.supervisor import main
-
-if __name__ == "__main__":
-    sys.exit(main())

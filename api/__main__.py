@@ -1,16 +1,19 @@
-"""`python -m api`: serve the HTTP API; `python -m api openapi`: write its OpenAPI description."""
+"""`python -m api`: serve the HTTP API; `python -m api openapi`: write its OpenAPI description;
+`python -m api keys ...` and `python -m api tenants ...`: API keys and tenants' limits."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
 
+from api import commands as commands_module
 from api.settings import ApiSettings
-from infra import logs
+from runtime import logs
 
 DEFAULT_SPEC_PATH = Path("docs/openapi.json")
 
@@ -62,9 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command")
     spec = commands.add_parser("openapi", help="write the OpenAPI description (default settings)")
     spec.add_argument("--output", type=Path, default=DEFAULT_SPEC_PATH)
+    commands_module.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "openapi":
         write_openapi(args.output)
+    elif args.command in ("keys", "tenants"):
+        sys.exit(commands_module.run(args))
     else:
         serve()
 

@@ -5,27 +5,37 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api import openapi, problems
+from api.auth import Authenticator
 from api.deps import Services
+from api.keys import KeyStore
 from api.limits import BodySizeLimit
-from api.routes import batch, events, health, inference, jobs
+from api.logclient import LogClient
+from api.metrics import TenantLabels
+from api.projection import ProjectionReader, connection_pool
+from api.ratelimits import RateLimitHeaders
+from api.routes import admin, batch, events, health, inference, jobs
 from api.settings import ApiSettings
-from api.store import EventLogClient, ProjectionReader, connection_pool
+from api.tenants import TenantStore
 from api.timing import RequestTiming
 from api.waiters import TerminalListener, Waiters
 from classifier.registry import ModelRegistry
-from infra import logs, spans
+from eventlog.connection import cluster_mode, connect_async
+from eventlog.ratelimit import RateLimiter
+from eventlog.replication import ReplicaWait
+from eventlog.submission import Retention
+from runtime import logs, spans
 
 
 def _build_services(settings: ApiSettings) -> Services:
     timeout_s = settings.dependency_timeout_ms / 1000
-    client = aioredis.Redis.from_url(
+    cluster = cluster_mode(settings.redis_url, settings.redis_cluster, wait_s=timeout_s)
+    client = connect_async(
         settings.redis_url,
-        decode_responses=True,
+        cluster,
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
     )
@@ -36,9 +46,17 @@ def _build_services(settings: ApiSettings) -> Services:
     )
     waiters = Waiters()
     channel = settings.names.terminal
+    keys = KeyStore(engine)
     return Services(
         settings=settings,
-        log=EventLogClient(client, settings.names, timeout_s),
+        log=LogClient(
+            client,
+            settings.names,
+            _retention(settings),
+            timeout_s,
+            settings.partitions,
+            ReplicaWait(settings.submit_replicas, settings.submit_replicas_timeout_ms),
+        ),
         projection=ProjectionReader(
             engine, timeout_s, connection_pool(settings.database_url, settings.db_pool_max_size)
         ),
@@ -46,7 +64,18 @@ def _build_services(settings: ApiSettings) -> Services:
         redis=client,
         engine=engine,
         waiters=waiters,
-        listener=TerminalListener(settings.redis_url, channel, waiters, timeout_s),
+        listener=TerminalListener(settings.redis_url, cluster, channel, waiters, timeout_s),
+        auth=Authenticator(keys, settings.auth_enabled, settings.auth_cache_ms, timeout_s),
+        keys=keys,
+        tenants=TenantStore(engine, settings),
+        limiter=RateLimiter(client),
+        tenant_label=TenantLabels(settings.metrics_max_tenants),
+    )
+
+
+def _retention(settings: ApiSettings) -> Retention:
+    return Retention(
+        job_index_ttl_s=settings.job_index_ttl_s, idempotency_ttl_s=settings.idempotency_ttl_s
     )
 
 
@@ -74,8 +103,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     # Added before the timing middleware so that it runs inside it: 413s are timed too.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        path_limits={batch.PATH: settings.batch_max_body_bytes},
+    )
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestTiming)
-    for router in (inference.router, batch.router, jobs.router, events.router, health.router):
+    routers = (inference, batch, jobs, events, admin, health)
+    for router in (module.router for module in routers):
         app.include_router(router)
     return app

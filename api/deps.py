@@ -1,30 +1,54 @@
-"""What route handlers need, built once at start-up and kept on app.state."""
+"""What route handlers depend on: the services built once at start-up (kept on app.state), the
+request's principal (its API key's tenant and scopes, checked against the route's scope and
+charged to its rate limits), and the request's Idempotency-Key."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-import redis.asyncio as aioredis
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api import ratelimits
+from api.auth import Authenticator, Principal
+from api.errors import ForbiddenError, RefusedRequestError
+from api.guard import guarded_again
+from api.keys import KeyStore, Scope
+from api.logclient import LogClient
+from api.metrics import RATE_LIMITED, TenantLabels
+from api.projection import ProjectionReader
 from api.settings import ApiSettings
-from api.store import EventLogClient, ProjectionReader
+from api.submission import KEY_HEADER, is_valid_key
+from api.tenants import TenantStore
 from api.waiters import TerminalListener, Waiters
+from classifier.errors import UnknownModelVersionError
 from classifier.registry import ModelRegistry
-from domain.errors import UnknownModelVersionError
+from eventlog.connection import AsyncClient
+from eventlog.ratelimit import RateLimiter
 
 
 @dataclass
 class Services:
     settings: ApiSettings
-    log: EventLogClient
+    log: LogClient
     projection: ProjectionReader
     models: ModelRegistry
-    redis: aioredis.Redis
+    redis: AsyncClient
     engine: AsyncEngine
     waiters: Waiters
     listener: TerminalListener
+    auth: Authenticator
+    keys: KeyStore
+    tenants: TenantStore
+    limiter: RateLimiter
+    tenant_label: TenantLabels
+
+    @property
+    def timeout_s(self) -> float:
+        return self.settings.dependency_timeout_ms / 1000
 
     def require_model(self, version: str) -> None:
         # The registry reads manifests only, so a freshly trained model is found without restart.
@@ -33,6 +57,7 @@ class Services:
 
     async def close(self) -> None:
         await self.listener.stop()
+        await self.log.close()
         await self.redis.aclose()
         await self.projection.close()
         await self.engine.dispose()
@@ -41,3 +66,81 @@ class Services:
 async def services(request: Request) -> Services:
     # async: FastAPI runs a plain def dependency in a thread pool, a hand-off per request.
     return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def idempotency_key(request: Request) -> str | None:
+    """The request's key, checked before the body is validated (a bad key is 400, not 422)."""
+    values = request.headers.getlist(KEY_HEADER)
+    if not values:
+        return None
+    if len(values) > 1 or not is_valid_key(values[0]):
+        raise RefusedRequestError(
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters, sent once.",
+        )
+    return values[0]
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+
+
+async def charge(svc: Services, request: Request, principal: Principal, jobs: int = 0) -> None:
+    """Count the request, and `jobs` jobs, against its tenant's and key's limits, all or none
+    in one step; RateLimitedError when one is spent. The decision's header fields go on the
+    answer, whatever it is (api.ratelimits.RateLimitHeaders)."""
+    limits = await svc.tenants.limits(principal.tenant)
+    buckets = ratelimits.buckets_for(
+        svc.settings.names,
+        principal.tenant,
+        principal.key_id or "-",
+        limits.requests,
+        principal.requests,
+        limits.jobs,
+        jobs,
+    )
+    if not buckets:
+        return
+    # A receipt of its own: sent again after a dropped connection, the call charges once.
+    receipt = svc.settings.names.rate_receipt(principal.tenant, uuid.uuid4().hex)
+    decision = await guarded_again(
+        "redis", svc.timeout_s, lambda: svc.limiter.acquire(buckets, receipt)
+    )
+    ratelimits.answer_with(request.scope, decision)
+    if not decision.allowed:
+        RATE_LIMITED.labels(svc.tenant_label(principal.tenant)).inc()
+        ratelimits.enforce(decision)
+
+
+# Describes the scheme in the OpenAPI description; api.auth reads the header itself, stricter
+# (a header sent twice, a key of the wrong shape).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="ifk_...",
+    description="An API key: `Authorization: Bearer ifk_...` (POST /v1/admin/keys makes them).",
+)
+
+
+def require(scope: Scope, charged: bool = True) -> Any:
+    """A dependency: the request's principal, which must hold `scope`; the request is charged
+    to its rate limits, unless the route does that itself (`charged` off: a submission, which
+    knows its jobs only once its body is read)."""
+
+    async def principal(
+        request: Request, svc: ServicesDep, _documented: Annotated[Any, Depends(BEARER)]
+    ) -> Principal:
+        found = await svc.auth.principal(request.headers.getlist("authorization"))
+        if not found.allows(scope):
+            raise ForbiddenError(scope.value)
+        if charged:
+            await charge(svc, request, found)
+        return found
+
+    return Depends(principal)
+
+
+Submitter = Annotated[Principal, require(Scope.SUBMIT, charged=False)]
+Reader = Annotated[Principal, require(Scope.READ)]
+Admin = Annotated[Principal, require(Scope.ADMIN)]

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Coroutine, MutableMapping
+from collections.abc import Callable, Coroutine, Mapping
 from email.message import Message as MimeMessage
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import RefusedRequestError, problem
+from api.errors import RefusedRequestError
+from api.problems import problem
 
 JSON_MEDIA_TYPE = "application/json"
-# app.state attribute holding the paths that have their own body limit (path -> bytes).
-_PATH_LIMITS = "body_limits"
-
-
-def set_path_limit(app: Starlette, path: str, max_bytes: int) -> None:
-    """Give requests to `path` their own body limit instead of the app's `max_bytes`.
-
-    Kept on app.state so that a router can set it from its own settings at start-up: the
-    middleware is built before any settings-aware code runs.
-    """
-    limits: MutableMapping[str, int] | None = getattr(app.state, _PATH_LIMITS, None)
-    if limits is None:
-        limits = {}
-        setattr(app.state, _PATH_LIMITS, limits)
-    limits[path] = max_bytes
 
 
 class BodySizeLimit:
@@ -39,12 +24,15 @@ class BodySizeLimit:
     A declared Content-Length over the limit is refused without reading a byte. Any other body
     (chunked, or a Content-Length within the limit) is read and counted up to the limit first,
     then replayed to the app, so the app never holds a part of an oversized body. A path given
-    its own limit with `set_path_limit` (the batch submission) is held to that one instead.
+    given its own limit in `path_limits` (the batch submission) is held to that one instead.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,9 +47,7 @@ class BodySizeLimit:
         await self.app(scope, _replay(messages, receive), send)
 
     def _limit(self, scope: Scope) -> int:
-        app = scope.get("app")
-        limits = getattr(app.state, _PATH_LIMITS, None) if app is not None else None
-        return limits.get(scope["path"], self.max_bytes) if limits else self.max_bytes
+        return self.path_limits.get(scope["path"], self.max_bytes)
 
     async def _read(self, receive: Receive, limit: int) -> list[Message] | None:
         """The body's messages, or None as soon as they add up to more than the limit."""
@@ -157,6 +143,8 @@ class JsonBodyRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        if self.body_field is None:  # a GET or DELETE of the same router: no body to check
+            return handler
 
         async def checked(request: Request) -> Response:
             require_json_media_type(request.headers.get("content-type"))

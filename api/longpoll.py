@@ -16,10 +16,11 @@ from contextlib import asynccontextmanager
 
 from starlette.types import Receive
 
+from api.auth import Principal
 from api.deps import Services
 from api.waiters import Watch
 from domain.job import JobState
-from projector.rows import from_json, to_state
+from readmodel.rows import from_json, to_state
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,21 @@ def _settled(state: JobState | None) -> bool:
 
 
 async def job_within(
-    svc: Services, job_id: str, wait_s: float, receive: Receive
+    svc: Services, principal: Principal, job_id: str, wait_s: float, receive: Receive
 ) -> JobState | None:
-    """The job, read after it became terminal or `wait_s` seconds passed; None if unknown."""
+    """The job, read after it became terminal or `wait_s` seconds passed; None if unknown, or
+    another tenant's (known at the first read, before any wait, which would tell it apart)."""
     if wait_s <= 0:
-        return await read_job(svc, job_id)
+        return visible(principal, await read_job(svc, job_id))
     # Registered before the read: an announcement between the two is not missed.
     with svc.waiters.watch(job_id) as watch:
-        state = await read_job(svc, job_id)
+        state = visible(principal, await read_job(svc, job_id))
         return await wait_for_job(svc, watch, state, wait_s, receive)
+
+
+def visible(principal: Principal, state: JobState | None) -> JobState | None:
+    """`state` if `principal` may see it: another tenant's job is as unknown as no job."""
+    return state if state is not None and principal.sees(state.tenant) else None
 
 
 async def wait_for_job(

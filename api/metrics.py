@@ -24,10 +24,38 @@ from prometheus_client.registry import Collector
 
 from domain.job import JobStatus
 
-JOBS_SUBMITTED = Counter("inferflow_jobs_submitted_total", "Jobs accepted (202) by this API.")
-IDEMPOTENT_REPLAYS = Counter(
-    "inferflow_idempotent_replays_total", "Submissions answered from an Idempotency-Key."
+JOBS_SUBMITTED = Counter(
+    "inferflow_jobs_submitted_total", "Jobs accepted (202) by this API.", ["tenant"]
 )
+IDEMPOTENT_REPLAYS = Counter(
+    "inferflow_idempotent_replays_total",
+    "Submissions answered from an Idempotency-Key.",
+    ["tenant"],
+)
+RATE_LIMITED = Counter(
+    "inferflow_rate_limited_total", "Requests refused (429) by a rate limit.", ["tenant"]
+)
+OTHER_TENANTS = "other"
+
+
+class TenantLabels:
+    """A tenant's metric label: its name for the first `most` tenants this process counts,
+    "other" after them, so that a deployment with many tenants keeps a bounded number of
+    series (METRICS_MAX_TENANTS)."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._named: set[str] = set()
+
+    def __call__(self, tenant: str) -> str:
+        if tenant in self._named:
+            return tenant
+        if len(self._named) < self._most:
+            self._named.add(tenant)
+            return tenant
+        return OTHER_TENANTS
+
+
 REQUESTS = Counter(
     "inferflow_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from http.client import responses as reason_phrases
 from typing import Any
 
@@ -12,27 +13,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import metrics
-from domain.errors import (
+from api import metrics, ratelimits
+from api.errors import (
     DependencyUnavailableError,
+    ForbiddenError,
     IdempotencyKeyReusedError,
-    InferFlowError,
-    UnknownModelVersionError,
+    QueueFullError,
+    RateLimitedError,
+    RefusedRequestError,
+    UnauthenticatedError,
 )
+from classifier.errors import UnknownModelVersionError
+from domain.errors import InferFlowError
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:inferflow:problem:"
 RETRY_AFTER_S = 1
-
-
-class RefusedRequestError(InferFlowError):
-    """A request the API refuses before doing anything (a bad header, a malformed body)."""
-
-    def __init__(self, slug: str, title: str, detail: str, status: int = 400) -> None:
-        self.slug, self.title, self.detail, self.status = slug, title, detail, status
-        super().__init__(detail)
 
 
 class ProblemResponse(JSONResponse):
@@ -76,19 +74,50 @@ async def _on_validation(_request: Request, exc: RequestValidationError) -> JSON
     return problem(422, "validation-error", "Invalid request", detail, errors=errors)
 
 
-async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     # Starlette raises these for unknown paths (404) and methods (405, with its Allow header).
     title = reason_phrases.get(exc.status_code, "HTTP error")
-    return problem(
-        exc.status_code,
-        f"http-{exc.status_code}",
-        title,
-        str(exc.detail),
-        headers=dict(exc.headers or {}),
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request, headers.get("Allow", ""))
+    return problem(exc.status_code, f"http-{exc.status_code}", title, str(exc.detail), headers)
+
+
+def _allowed(request: Request, starlettes: str) -> str:
+    """Every method of the path: Starlette's Allow names only those of the route that matched
+    first, and a path may have a route per method (GET and POST /v1/admin/keys)."""
+    methods = {m.strip() for m in starlettes.split(",") if m.strip()}
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
+            methods.update(method.upper() for method in operations)
+    return ", ".join(sorted(methods))
+
+
+def _challenge(exc: UnauthenticatedError) -> str:
+    # RFC 6750: no error code when no credentials came at all.
+    if exc.reason is None:
+        return 'Bearer realm="inferflow"'
+    return f'Bearer realm="inferflow", error="{exc.reason}"'
 
 
 async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, UnauthenticatedError):
+        headers = {"WWW-Authenticate": _challenge(exc)}
+        return problem(401, "unauthenticated", "Unauthenticated", exc.detail, headers=headers)
+    if isinstance(exc, ForbiddenError):
+        challenge = f'Bearer realm="inferflow", error="insufficient_scope", scope="{exc.scope}"'
+        headers = {"WWW-Authenticate": challenge}
+        return problem(403, "forbidden", "Forbidden", str(exc), headers=headers, scope=exc.scope)
+    if isinstance(exc, RateLimitedError):
+        # Retry-After and the RateLimit fields come from api.ratelimits.RateLimitHeaders, as on
+        # every answer of a limited route.
+        violated = ratelimits.violated_policies(exc.decision)
+        return problem(
+            429, "rate-limited", "Too many requests", exc.detail, violated_policies=violated
+        )
+    if isinstance(exc, QueueFullError):
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return problem(429, "queue-full", "Queue full", str(exc), headers=headers)
     if isinstance(exc, RefusedRequestError):
         return problem(exc.status, exc.slug, exc.title, exc.detail)
     if isinstance(exc, UnknownModelVersionError):

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from domain.job import JobStatus
+from api.keys import ApiKey, Scope
+from domain.job import JobState, JobStatus
+from domain.tenants import TENANT_PATTERN
+from eventlog.ratelimit import MAX_PER_S
 
 MAX_TEXT_CHARS = 5000
+MAX_CUSTOM_ID_CHARS = 255
+# The largest values PostgreSQL's integer and bigint columns hold.
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
 EXAMPLE_JOB_ID = "01a2222c-2f5b-772f-b08b-c988cdc0bb63"
+# An Idempotency-Key: printable ASCII; HTTP strips surrounding spaces, so a key can neither
+# start nor end with one.
+KEY_PATTERN = "^[!-~]([ -~]{0,253}[!-~])?$"
 
 
 class InferenceRequest(BaseModel):
@@ -64,7 +74,10 @@ class JobAccepted(BaseModel):
         json_schema_extra={"examples": [{"job_id": EXAMPLE_JOB_ID, "status": "queued"}]}
     )
 
-    job_id: str = Field(description="UUIDv7 of the job, in canonical lowercase form.")
+    job_id: str = Field(
+        description="The job's id: a UUID in canonical lowercase form whose first 48 bits are "
+        "its creation time (Unix ms) and whose third group names its log partition (8PPP).",
+    )
     status: Literal["queued"] = "queued"
 
 
@@ -115,6 +128,46 @@ class JobBody(BaseModel):
     finished_at: datetime | None
     updated_at: datetime
 
+    @classmethod
+    def of(cls, state: JobState) -> JobBody:
+        result = state.result
+        return cls(
+            job_id=state.job_id,
+            status=state.status,
+            model_version=state.model_version,
+            result=JobResultBody(
+                label=result.label,
+                score=result.score,
+                model_version=result.model_version,
+                probabilities=result.probabilities,
+            )
+            if result
+            else None,
+            error=state.error,
+            error_type=state.error_type,
+            retry_count=state.retry_count,
+            attempts=state.attempts,
+            created_at=state.created_at,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            updated_at=state.updated_at,
+        )
+
+
+class EventBody(BaseModel):
+    entry_id: str = Field(description="Stream id of the event, e.g. `1795869653593-0`.")
+    type: str = Field(description="`JobRequested`, `JobStarted`, `JobRetrying`, ...")
+    schema_version: int = Field(description="Version the event is shown in (the current one).")
+    occurred_at: datetime
+    consumer: str | None = Field(description="The consumer that acted; null for requests.")
+    attempt: int | None = Field(description="The attempt (1-based); null for requests.")
+    payload: dict[str, Any] = Field(description="The event's own fields.")
+
+
+class TimelineBody(BaseModel):
+    job_id: str
+    events: list[EventBody]
+
 
 class HealthBody(BaseModel):
     status: Literal["ok"] = "ok"
@@ -125,7 +178,11 @@ class DependencyCheck(BaseModel):
     reason: str | None = Field(default=None, description="Why a dependency is down.")
     lag_entries: int | None = Field(default=None, description="Projector only.")
     lag_seconds: float | None = Field(default=None, description="Projector only.")
-    checkpoint: str | None = Field(default=None, description="Projector only.")
+    checkpoints: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        description="Projector only: each partition's checkpoints by lane (`kind:tenant`): "
+        "the last entry of the lane projected.",
+    )
 
 
 class ReadyBody(BaseModel):
@@ -168,3 +225,293 @@ class NotReadyProblem(ProblemDetails):
     """503 from /ready: which dependency is down or behind."""
 
     checks: dict[str, DependencyCheck]
+
+
+# ---------------------------------------------------------------- POST /v1/inference/batch
+
+
+class BatchItem(InferenceRequest):
+    """One job of a batch: InferenceRequest's fields and rules, plus its own id and key."""
+
+    model_config = ConfigDict(
+        title="BatchItem",
+        json_schema_extra={
+            "examples": [
+                {"text": "limited time offer, click now", "custom_id": "msg-1"},
+                {"text": "see you at seven", "idempotency_key": "order-4711-item-2"},
+            ]
+        },
+    )
+
+    custom_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CUSTOM_ID_CHARS,
+        description="The client's name for the item, echoed in its answer; not stored.",
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=KEY_PATTERN,
+        description="Makes this item safe to send again, by the rules of the Idempotency-Key "
+        "header of POST /v1/inference (keys are shared with it).",
+    )
+
+    @field_validator("custom_id")
+    @classmethod
+    def _encodable(cls, custom_id: str | None) -> str | None:
+        # It is echoed in the answer, which must stay valid UTF-8.
+        if custom_id is not None and has_lone_surrogate(custom_id):
+            raise ValueError("custom_id must not contain unpaired surrogates")
+        return custom_id
+
+
+def _item_schema() -> dict[str, Any]:
+    """Published as a BatchItem or anything else: an item that is not a valid BatchItem is
+    rejected in the answer on its own, not with the whole request, so the schema must admit it.
+    """
+    item = BatchItem.model_json_schema()
+    # InferenceRequest's words are about a whole request; here it is the item that is rejected.
+    item["properties"]["model_version"]["description"] = (
+        "Model to use; the server's default when omitted or null. An unknown version rejects "
+        "this item (unknown-model-version)."
+    )
+    return {
+        "description": "A job to accept, as BatchItem describes it. Any other value is "
+        "rejected in the answer (status rejected, with the reason); the other items are still "
+        "accepted.",
+        "anyOf": [item, {}],
+    }
+
+
+_ITEM_SCHEMA = _item_schema()
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"text": "limited time offer, click now", "custom_id": "msg-1"},
+                        {"text": "see you at seven", "idempotency_key": "order-4711-item-2"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    items: list[Annotated[Any, WithJsonSchema(_ITEM_SCHEMA)]] = Field(
+        min_length=1,
+        description="The jobs, 1 to BATCH_MAX_ITEMS (default 1000) of them; more is 422.",
+    )
+
+
+class ItemProblem(BaseModel):
+    """Why one item was rejected: a problem detail as POST /v1/inference would answer it."""
+
+    type: str = Field(
+        description="urn:inferflow:problem:<name>: validation-error, unknown-model-version or "
+        "idempotency-key-reused.",
+        examples=["urn:inferflow:problem:validation-error"],
+    )
+    title: str
+    detail: str
+    errors: list[FieldError] = Field(
+        default_factory=list,
+        description="validation-error only: every invalid field, e.g. body.items.3.text.",
+    )
+    available: list[str] = Field(
+        default_factory=list, description="unknown-model-version only: the versions known."
+    )
+
+
+class BatchItemResult(BaseModel):
+    index: int = Field(ge=0, description="Position of the item in the request.")
+    custom_id: str | None = Field(description="The item's custom_id, when it had a valid one.")
+    status: Literal["accepted", "replayed", "rejected"] = Field(
+        description="accepted: a new job; replayed: the job its idempotency_key already named; "
+        "rejected: no job, see error."
+    )
+    job_id: str | None = Field(description="The job, unless the item was rejected.")
+    error: ItemProblem | None = Field(description="Why the item was rejected.")
+
+
+class BatchAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accepted": 1,
+                    "replayed": 0,
+                    "rejected": 1,
+                    "items": [
+                        {
+                            "index": 0,
+                            "custom_id": "msg-1",
+                            "status": "accepted",
+                            "job_id": EXAMPLE_JOB_ID,
+                            "error": None,
+                        },
+                        {
+                            "index": 1,
+                            "custom_id": None,
+                            "status": "rejected",
+                            "job_id": None,
+                            "error": {
+                                "type": "urn:inferflow:problem:validation-error",
+                                "title": "Invalid request",
+                                "detail": "body.items.1.text: Value error, text must not be blank",
+                                "errors": [
+                                    {
+                                        "field": "body.items.1.text",
+                                        "message": "Value error, text must not be blank",
+                                        "type": "value_error",
+                                    }
+                                ],
+                            },
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    accepted: int = Field(ge=0, description="Items that created a job.")
+    replayed: int = Field(ge=0, description="Items whose idempotency_key named a job already.")
+    rejected: int = Field(ge=0, description="Items that created no job.")
+    items: list[BatchItemResult] = Field(description="One per item, in the request's order.")
+
+
+# ---------------------------------------------------------------- tenants and keys
+
+
+def _no_boolean(value: Any) -> Any:
+    # pydantic reads true as 1: a limit or a rate is a number, never a boolean.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"tenant": "acme", "scopes": ["submit", "read"], "name": "acme backend"}]
+        },
+    )
+
+    tenant: str = Field(pattern=TENANT_PATTERN, description="The tenant the key acts for.")
+    scopes: list[Scope] = Field(
+        min_length=1,
+        description="What the key may do: `submit` jobs, `read` jobs and timelines, `cancel` "
+        "jobs, `admin` (everything, for every tenant, and the keys themselves).",
+    )
+    name: str = Field(default="", max_length=128, description="For people: whose key it is.")
+    requests_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_PER_S,
+        description="This key's own request rate, within its tenant's.",
+    )
+    requests_burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT32,
+        description="Requests this key may make at once (default: one second's worth of its rate).",
+    )
+
+    _numbers = field_validator("requests_per_s", "requests_burst", mode="before")(_no_boolean)
+
+
+class KeyBody(BaseModel):
+    key_id: str = Field(description="The key's id, for listings and revocation.")
+    tenant: str
+    scopes: list[Scope]
+    name: str
+    hint: str = Field(description="The key's first and last characters.")
+    requests_per_s: float | None
+    requests_burst: int | None
+    created_at: datetime
+    revoked_at: datetime | None = Field(description="When the key stopped working.")
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyBody:
+        return cls(
+            key_id=key.key_id,
+            tenant=key.tenant,
+            scopes=sorted(key.scopes),
+            name=key.name,
+            hint=key.hint,
+            requests_per_s=key.requests_per_s,
+            requests_burst=key.requests_burst,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class KeyCreated(KeyBody):
+    key: str = Field(
+        description="The key itself: `Authorization: Bearer <key>`. Shown this once only; "
+        "InferFlow keeps its hash."
+    )
+
+
+class KeyList(BaseModel):
+    keys: list[KeyBody]
+
+
+class LimitsBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"requests_per_s": 50, "jobs_per_s": 2000, "max_queued": 100000}]
+        },
+    )
+
+    requests_per_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PER_S,
+        description="Requests per second, of all the tenant's keys; 0: none.",
+    )
+    requests_burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT32,
+        description="Requests at once (default: one second's worth).",
+    )
+    jobs_per_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PER_S,
+        description="Jobs per second (a batch counts its items); 0: none.",
+    )
+    jobs_burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT32,
+        description="Jobs at once (default: one second's worth); a "
+        "batch larger than this is refused whole.",
+    )
+    max_queued: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT64,
+        description="Most jobs accepted and not yet finished at once (a batch's items count "
+        "one each); past it, 429 queue-full; 0: none.",
+    )
+
+    _numbers = field_validator(
+        "requests_per_s", "requests_burst", "jobs_per_s", "jobs_burst", "max_queued", mode="before"
+    )(_no_boolean)
+
+
+class TenantLimitsBody(BaseModel):
+    tenant: str
+    own: LimitsBody = Field(description="The limits set for this tenant; null: the default.")
+    effective: LimitsBody = Field(
+        description="The limits in force: its own, else the server's defaults; null: no limit."
+    )

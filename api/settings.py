@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from infra.settings import CommonSettings
+from eventlog.ratelimit import MAX_PER_S
+from runtime.settings import CommonSettings
 
 
 class ApiSettings(CommonSettings):
@@ -14,6 +15,10 @@ class ApiSettings(CommonSettings):
     idempotency_ttl_s: int = Field(default=86400, ge=1)
     ready_max_projector_lag_s: float = Field(default=0.0, ge=0.0)
     dependency_timeout_ms: int = Field(default=2000, ge=1)
+    # Replicas that must hold a job's writes before its 202 (Redis WAIT; 0: off), and how long
+    # to wait for them (keep it below DEPENDENCY_TIMEOUT_MS). eventlog.replication has the trade.
+    submit_replicas: int = Field(default=0, ge=0, le=16)
+    submit_replicas_timeout_ms: int = Field(default=1000, ge=1)
     # Bodies are refused (413) above this size before anything parses them.
     max_body_bytes: int = Field(default=65536, ge=1024)
     # POST /v1/inference/batch: most items in one batch, and its own (larger) body limit.
@@ -25,3 +30,18 @@ class ApiSettings(CommonSettings):
     # Connections this API process keeps for reading jobs (each long-poll holds none while it
     # waits: it reads before and after).
     db_pool_max_size: int = Field(default=16, ge=1, le=1000)
+    # API keys (api/keys.py). Off only on a trusted single-tenant network: every request then
+    # acts as an admin of the default tenant, and the API warns at start.
+    auth_enabled: bool = True
+    # How long a process trusts what it read of a key or a tenant's limits: a revoked key
+    # stops working, and changed limits apply, on every API process within this time.
+    auth_cache_ms: int = Field(default=2000, ge=0, le=60_000)
+    # Limits of a tenant without limits of its own (0: none). A burst of 0 is one second's worth.
+    tenant_requests_per_s: float = Field(default=0.0, ge=0.0, le=MAX_PER_S)
+    tenant_requests_burst: int = Field(default=0, ge=0)
+    tenant_jobs_per_s: float = Field(default=0.0, ge=0.0, le=MAX_PER_S)
+    tenant_jobs_burst: int = Field(default=0, ge=0)
+    # Most jobs a tenant may have accepted and not finished (0: no cap).
+    tenant_max_queued: int = Field(default=0, ge=0)
+    # Tenants named in metric labels; the others are counted under "other".
+    metrics_max_tenants: int = Field(default=20, ge=0, le=1000)

@@ -1,7 +1,7 @@
 """Requests waiting for jobs to become terminal, and the subscription that wakes them.
 
 The projector publishes the ids of the jobs each batch made terminal, after the batch committed,
-with their rows when the batch was small (projector.notify). Each API process keeps one
+with their rows when the batch was small (readmodel.announcement). Each API process keeps one
 subscription to that channel and wakes the requests registered for those ids; they answer with
 the row, or read the job again when the message had none. Pub/sub is not durable, so
 every time the subscription is (re)established all waiters are woken to re-read: a message
@@ -16,13 +16,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from projector import notify
+from eventlog.connection import AsyncClient, connect_async
+from readmodel import announcement
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,15 @@ class TerminalListener:
     """
 
     def __init__(
-        self, redis_url: str, channel: str, waiters: Waiters, connect_timeout_s: float
+        self,
+        redis_url: str,
+        cluster: bool,
+        channel: str,
+        waiters: Waiters,
+        connect_timeout_s: float,
     ) -> None:
         self._url = redis_url
+        self._cluster = cluster
         self._channel = channel
         self._waiters = waiters
         self._timeout_s = connect_timeout_s
@@ -154,11 +161,11 @@ class TerminalListener:
             self.subscribed = False
             await asyncio.sleep(backoff_s)
 
-    def _client(self) -> aioredis.Redis:
+    def _client(self) -> AsyncClient:
         # No retries inside redis-py: a silent reconnect would hide the messages lost meanwhile.
-        return aioredis.Redis.from_url(
+        return connect_async(
             self._url,
-            decode_responses=True,
+            self._cluster,
             socket_connect_timeout=self._timeout_s,
             socket_timeout=self._timeout_s,
             retry=Retry(NoBackoff(), 0),
@@ -167,6 +174,8 @@ class TerminalListener:
 
     async def _listen(self) -> None:
         client = self._client()
+        if isinstance(client, AsyncRedisCluster):
+            await client.initialize()  # its pub/sub picks a node from the slot map
         pubsub: Any = client.pubsub()  # redis-py leaves PubSub partly untyped
         try:
             await pubsub.subscribe(self._channel)
@@ -191,7 +200,7 @@ class TerminalListener:
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "message":
-            announced = notify.decode(message["data"])
+            announced = announcement.decode(message["data"])
             self._waiters.wake(announced, rows=announced)
         elif kind == "subscribe":
             # From now on nothing is missed; what was published before, the re-reads will see.

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from api import metrics
-from api.deps import Services, services
-from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
+from api.deps import Services, ServicesDep
+from api.errors import DependencyUnavailableError
+from api.openapi import SERVER_ERROR
 from api.problems import RETRY_AFTER_S, problem
-from api.schemas import HealthBody, NotReadyProblem, ReadyBody
-from domain.errors import DependencyUnavailableError
+from api.responses import NOT_READY
+from api.schemas import HealthBody, ReadyBody
+from readmodel.checkpoints import Checkpoint
 
 router = APIRouter()
-
-NOT_READY = problem_response(
-    "A dependency is down, or the projector is further behind than READY_MAX_PROJECTOR_LAG_S.",
-    example(
-        503,
-        "not-ready",
-        "Not ready",
-        "redis: Connection refused",
-        checks={
-            "redis": {"status": "down", "reason": "Connection refused"},
-            "postgres": {"status": "ok"},
-        },
-    ),
-    model=NotReadyProblem,
-    headers=RETRY_AFTER,
-)
 
 
 @router.get(
@@ -53,17 +39,26 @@ async def _check(name: str, probe: Any, checks: dict[str, Any]) -> None:
 
 
 async def _projector_check(svc: Services, checks: dict[str, Any]) -> None:
+    """The projector's lag over every lane of every partition: the entries not projected yet
+    added up, the age of the oldest of them; and each lane's checkpoint, by partition."""
     if "down" in (checks["redis"]["status"], checks["postgres"]["status"]):
         return
-    last_entry_id, entries_read = await svc.projection.checkpoint()
-    lag = await svc.log.lag_behind(last_entry_id, entries_read)
+    positions = await svc.projection.checkpoints(svc.settings.partitions)
+    lags = {p: await svc.log.lag_behind(p, at) for p, at in positions.items()}
+    every = [lag for lanes in lags.values() for lag in lanes.values()]
+    seconds = max((lag.seconds for lag in every), default=0.0)
     limit = svc.settings.ready_max_projector_lag_s
-    behind = limit > 0 and lag.seconds > limit
+    behind = limit > 0 and seconds > limit
     checks["projector"] = {
         "status": "behind" if behind else "ok",
-        "lag_entries": lag.entries,
-        "lag_seconds": round(lag.seconds, 3),
-        "checkpoint": last_entry_id,
+        "lag_entries": sum(lag.entries for lag in every),
+        "lag_seconds": round(seconds, 3),
+        "checkpoints": {
+            str(p): {
+                lane.name: positions[p].get(lane, Checkpoint()).last_entry_id for lane in lanes
+            }
+            for p, lanes in lags.items()
+        },
     }
 
 
@@ -74,7 +69,7 @@ async def _projector_check(svc: Services, checks: dict[str, Any]) -> None:
     response_description="Redis and PostgreSQL answer and the projector keeps up.",
     responses={200: {"model": ReadyBody}, 503: NOT_READY, **SERVER_ERROR},
 )
-async def ready(svc: Annotated[Services, Depends(services)]) -> JSONResponse | dict[str, Any]:
+async def ready(svc: ServicesDep) -> JSONResponse | dict[str, Any]:
     checks: dict[str, Any] = {}
     await _check("redis", svc.log.ping(), checks)
     await _check("postgres", svc.projection.status_counts(), checks)
@@ -100,7 +95,7 @@ async def ready(svc: Annotated[Services, Depends(services)]) -> JSONResponse | d
     response_description="Prometheus text exposition format.",
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **SERVER_ERROR},
 )
-async def scrape(svc: Annotated[Services, Depends(services)]) -> Response:
+async def scrape(svc: ServicesDep) -> Response:
     try:
         counts = await svc.projection.status_counts()
     except DependencyUnavailableError:

@@ -1,0 +1,342 @@
+"""Accepting jobs, one (POST /v1/inference) or a batch of them (POST /v1/inference/batch): the
+model version check, the event, the request's fingerprint and the Idempotency-Key's rules. A
+job submitted alone is interactive, a batch's are bulk (domain.lanes).
+
+A batch is judged item by item, each as POST /v1/inference would judge it, and its valid items
+are accepted together (one Redis command per partition they go to). An item's answer is a plain
+dict, rendered as it is: with a thousand items, building and validating a response model per
+item would cost more than accepting the item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from api import metrics
+from api.errors import IdempotencyKeyReusedError, QueueFullError
+from api.problems import TYPE_PREFIX
+from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
+from classifier.errors import UnknownModelVersionError
+from domain.events import JobRequested
+from domain.ids import new_job_id, partition_of
+from domain.lanes import BULK, INTERACTIVE
+from eventlog.submission import BatchEntry, Submission
+from runtime import spans, tracing
+
+if TYPE_CHECKING:
+    from api.deps import Services
+
+KEY_HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+_KEY = re.compile(KEY_PATTERN)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_valid_key(value: str) -> bool:
+    return _KEY.fullmatch(value) is not None
+
+
+def request_fingerprint(text: str, model_version: str) -> str:
+    """What a key is bound to: the stripped text and the model version."""
+    canonical = json.dumps({"model_version": model_version, "text": text}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def requested(
+    job_id: str,
+    text: str,
+    version: str,
+    occurred_at: datetime,
+    traceparent: str,
+    tenant: str,
+    lane: str,
+) -> JobRequested:
+    return JobRequested(
+        job_id=job_id,
+        occurred_at=occurred_at,
+        text=text,
+        model_version=version,
+        traceparent=traceparent,
+        tenant=tenant,
+        lane=lane,
+    )
+
+
+async def accept(
+    svc: Services,
+    tenant: str,
+    body: InferenceRequest,
+    key: str | None,
+    job_id: str,
+    traceparent: str,
+) -> tuple[JobRequested, Submission]:
+    """Append `tenant`'s job as `job_id`, or find the job the key already named (a replay); a
+    key reused with another request is IdempotencyKeyReusedError. `traceparent` is the
+    request's header, "" when it had none."""
+    version = body.model_version or svc.settings.default_model_version
+    svc.require_model(version)
+    with spans.span(
+        "inferflow.submit", traceparent, **{"inferflow.model_version": version}
+    ) as current:
+        # With spans on, the job's work hangs under this request's span.
+        trace = current.traceparent or tracing.accept(traceparent)
+        event = requested(job_id, body.text, version, utcnow(), trace, tenant, INTERACTIVE)
+        current.set(**{"inferflow.job_id": event.job_id})
+        fingerprint = request_fingerprint(body.text, version)
+        cap = await _cap(svc, tenant)
+        submission = await svc.log.submit(event, key, fingerprint, cap)
+        if submission.refused and key is None:
+            event, submission = await _elsewhere(svc, event, fingerprint, cap)
+            current.set(**{"inferflow.job_id": event.job_id})
+        if not submission.created:
+            replayed: dict[str, spans.AttributeValue] = {
+                "inferflow.job_id": submission.job_id,
+                "inferflow.replayed": True,
+            }
+            current.set(**replayed)
+    if submission.refused:
+        raise QueueFullError(tenant)
+    if not submission.created:
+        if submission.fingerprint != fingerprint:
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was used with a different request body"
+            )
+        metrics.IDEMPOTENT_REPLAYS.labels(svc.tenant_label(tenant)).inc()
+    else:
+        metrics.JOBS_SUBMITTED.labels(svc.tenant_label(tenant)).inc()
+    return event, submission
+
+
+# ---------------------------------------------------------------- batches
+
+Answer = dict[str, Any]
+Pending = list[tuple[Answer, BatchEntry]]
+
+
+async def _elsewhere(
+    svc: Services, event: JobRequested, fingerprint: str, cap: int
+) -> tuple[JobRequested, Submission]:
+    """A job the cap refused in its partition, tried in the others in turn (as a new id there):
+    the cap is the tenant's, each partition holding only a share of it. Jobs with an
+    Idempotency-Key stay where their key named them."""
+    submission = Submission(event.job_id, created=False, refused=True)
+    for partition in svc.log.placement.elsewhere(partition_of(event.job_id)):
+        moved = dataclasses.replace(event, job_id=new_job_id(partition))
+        submission = await svc.log.submit(moved, None, fingerprint, cap)
+        if not submission.refused:
+            return moved, submission
+    return event, submission
+
+
+async def accept_batch(
+    svc: Services, tenant: str, items: Sequence[Any], traceparent: str
+) -> tuple[dict[str, int], list[Answer]]:
+    """Judge every item, accept the valid ones as `tenant`'s in one command; the counts by
+    status, and every item's answer in the request's order."""
+    attributes: dict[str, spans.AttributeValue] = {"inferflow.batch_size": len(items)}
+    with spans.span("inferflow.submit_batch", traceparent, **attributes) as current:
+        # One trace for the request: with spans on, every job's work hangs under this span.
+        trace = current.traceparent or tracing.accept(traceparent)
+        answers, pending = await judge(items, svc, trace, tenant)
+        cap = await _cap(svc, tenant)
+        submissions = await svc.log.submit_batch([entry for _, entry in pending], cap)
+        settle(pending, submissions)
+        await _settle_elsewhere(svc, pending, submissions, cap)
+        counts = count(answers)
+        current.set(**{f"inferflow.{status}": n for status, n in counts.items()})
+    label = svc.tenant_label(tenant)
+    metrics.JOBS_SUBMITTED.labels(label).inc(counts["accepted"])
+    metrics.IDEMPOTENT_REPLAYS.labels(label).inc(counts["replayed"])
+    return counts, answers
+
+
+# Items judged between two yields to the event loop: judging a thousand takes tens of
+# milliseconds of CPU, which a single job's request would otherwise wait behind.
+JUDGE_RUN = 100
+
+
+async def judge(
+    items: Sequence[Any], svc: Services, traceparent: str, tenant: str
+) -> tuple[list[Answer], Pending]:
+    """An answer for every item (final for the rejected ones) and the entries to submit."""
+    answers: list[Answer] = []
+    pending: Pending = []
+    version_errors: dict[str, UnknownModelVersionError | None] = {}  # one lookup per version
+    occurred_at = utcnow()
+    job_ids = iter(svc.log.placement.job_ids(len(items)))
+    for index, raw in enumerate(items):
+        if index and not index % JUDGE_RUN:
+            await asyncio.sleep(0)
+        try:
+            item = BatchItem.model_validate(raw)
+        except ValidationError as exc:
+            answers.append(_invalid(index, raw, exc))
+            continue
+        answer = _answer(index, item.custom_id)
+        answers.append(answer)
+        version = item.model_version or svc.settings.default_model_version
+        if version not in version_errors:
+            version_errors[version] = _unknown_version(svc, version)
+        error = version_errors[version]
+        if error is not None:
+            _reject(answer, _unknown_version_problem(error))
+            continue
+        entry = _entry(next(job_ids), item, version, occurred_at, traceparent, tenant)
+        pending.append((answer, entry))
+    return answers, pending
+
+
+def _entry(
+    job_id: str,
+    item: BatchItem,
+    version: str,
+    occurred_at: datetime,
+    traceparent: str,
+    tenant: str,
+) -> BatchEntry:
+    event = requested(job_id, item.text, version, occurred_at, traceparent, tenant, BULK)
+    key = item.idempotency_key
+    # Only a key keeps a fingerprint, and hashing is a tenth of an item's cost: skipped.
+    fingerprint = request_fingerprint(item.text, version) if key else ""
+    return BatchEntry(event, key, fingerprint)
+
+
+def _unknown_version(svc: Services, version: str) -> UnknownModelVersionError | None:
+    try:
+        svc.require_model(version)
+    except UnknownModelVersionError as exc:
+        return exc
+    return None
+
+
+async def _cap(svc: Services, tenant: str) -> int:
+    """The cap of unfinished jobs each partition holds `tenant` to (0: none)."""
+    limits = await svc.tenants.limits(tenant)
+    return limits.cap_share(svc.settings.partitions)
+
+
+def settle(pending: Pending, submissions: list[Submission]) -> None:
+    """Fill in the submitted items' answers from what the script did with each."""
+    for (answer, entry), submission in zip(pending, submissions, strict=True):
+        if submission.refused:
+            _reject(answer, _queue_full_problem())
+        elif submission.created:
+            answer.update(status="accepted", job_id=submission.job_id)
+        elif submission.fingerprint == entry.fingerprint:
+            answer.update(status="replayed", job_id=submission.job_id)
+        else:
+            _reject(answer, _key_reused_problem())
+
+
+async def _settle_elsewhere(
+    svc: Services, pending: Pending, submissions: list[Submission], cap: int
+) -> None:
+    """The unkeyed items the cap refused in their partition, tried in the others in turn (as
+    `_elsewhere` does for one job)."""
+    refused = [
+        (answer, entry)
+        for (answer, entry), submission in zip(pending, submissions, strict=True)
+        if submission.refused and entry.idempotency_key is None
+    ]
+    if not refused:
+        return
+    first = partition_of(refused[0][1].event.job_id)
+    for partition in svc.log.placement.elsewhere(first):
+        moved = [
+            (answer, dataclasses.replace(entry, event=_moved(entry.event, partition)))
+            for answer, entry in refused
+        ]
+        again = await svc.log.submit_batch([entry for _, entry in moved], cap)
+        for (answer, _), submission in zip(moved, again, strict=True):
+            if not submission.refused:
+                answer.update(status="accepted", job_id=submission.job_id, error=None)
+        refused = [pair for pair, s in zip(refused, again, strict=True) if s.refused]
+        if not refused:
+            return
+
+
+def _moved(event: JobRequested, partition: int) -> JobRequested:
+    return dataclasses.replace(event, job_id=new_job_id(partition))
+
+
+def _answer(index: int, custom_id: str | None) -> Answer:
+    return {"index": index, "custom_id": custom_id, "status": None, "job_id": None, "error": None}
+
+
+def _reject(answer: Answer, error: dict[str, Any]) -> None:
+    answer.update(status="rejected", job_id=None, error=error)
+
+
+def _invalid(index: int, raw: Any, exc: ValidationError) -> Answer:
+    raw_errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    errors = _field_errors(index, raw_errors)
+    detail = "; ".join(f"{err['field']}: {err['message']}" for err in errors)
+    answer = _answer(index, _echoable_custom_id(raw, raw_errors))
+    _reject(answer, _problem("validation-error", "Invalid request", detail, errors=errors))
+    return answer
+
+
+def _echoable_custom_id(raw: Any, raw_errors: list[Any]) -> str | None:
+    """An invalid item's custom_id when that field itself is valid: the client's handle on it."""
+    custom_id = raw.get("custom_id") if isinstance(raw, dict) else None
+    if not isinstance(custom_id, str):
+        return None
+    # pydantic reports every invalid field of an object, so no error naming custom_id means a
+    # valid one; unless an error names the whole item (a key that is no string): then no field
+    # was checked.
+    checked = all(err["loc"] for err in raw_errors)
+    faulted = any(err["loc"][:1] == ("custom_id",) for err in raw_errors)
+    return custom_id if checked and not faulted else None
+
+
+def _problem(slug: str, title: str, detail: str, **extensions: Any) -> dict[str, Any]:
+    # An item's problem detail is the one POST /v1/inference would answer, less the status.
+    return {"type": TYPE_PREFIX + slug, "title": title, "detail": detail, **extensions}
+
+
+def _unknown_version_problem(exc: UnknownModelVersionError) -> dict[str, Any]:
+    return _problem(
+        "unknown-model-version", "Unknown model version", str(exc), available=list(exc.known)
+    )
+
+
+def _queue_full_problem() -> dict[str, Any]:
+    detail = "the tenant has as many unfinished jobs as its cap allows; retry when some finish"
+    return _problem("queue-full", "Queue full", detail)
+
+
+def _key_reused_problem() -> dict[str, Any]:
+    detail = "this idempotency_key was used with a different text or model_version"
+    return _problem("idempotency-key-reused", "Idempotency-Key reused", detail)
+
+
+def count(answers: list[Answer]) -> dict[str, int]:
+    counts = dict.fromkeys(("accepted", "replayed", "rejected"), 0)
+    for answer in answers:
+        counts[answer["status"]] += 1
+    return counts
+
+
+def _field_errors(index: int, raw_errors: list[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors for item `index`, named by their place in the body, as FieldErrors."""
+    prefix = f"body.items.{index}"
+    return [
+        {
+            "field": ".".join([prefix, *(str(part) for part in err["loc"])]),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in raw_errors
+    ]

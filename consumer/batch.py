@@ -26,11 +26,11 @@ from datetime import datetime
 from classifier.registry import Prediction
 from consumer import faults, metrics, outcomes, reporting
 from consumer.inference import InferenceRunner, Timed
-from consumer.outcomes import OutcomeLog
 from domain.errors import InferFlowError
 from domain.events import JobRequested, JobSucceeded, decode
-from infra import spans
-from infra.eventlog import Entry
+from eventlog.entries import Entry
+from eventlog.group import ConsumerGroup
+from runtime import spans
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +74,27 @@ class BatchJobs:
         self,
         consumer: str,
         runner: InferenceRunner,
-        outcome_log: OutcomeLog,
         clock: Callable[[], datetime],
     ) -> None:
         self._name = consumer
         self._runner = runner
-        self._log = outcome_log
         self._clock = clock
 
-    def start(self, part: Partition) -> None:
+    def start(self, lane: ConsumerGroup, part: Partition) -> None:
         """Step 1: JobStarted for the batch and the XACK of the rest, one round trip."""
         at = self._clock()
-        self._log.start([outcomes.started(r, self._name, at) for _, r in part.batch], part.acks)
+        started = [outcomes.started(r, self._name, at) for _, r in part.batch]
+        lane.append_and_ack(started, part.acks)
 
-    def run(self, part: Partition) -> BatchResult:
-        """Steps 1 to 3. The predictions start first, so that the model works while the
-        JobStarted round trip is on the wire; no outcome is written before that round trip
-        has returned, so a job's JobStarted always comes before its outcome in the log."""
+    def run(self, lane: ConsumerGroup, part: Partition) -> BatchResult:
+        """Steps 1 to 3, for entries of one lane, whose stream gets every event written. The
+        predictions start first, so that the model works while the JobStarted round trip is on
+        the wire; no outcome is written before that round trip has returned, so a job's
+        JobStarted always comes before its outcome in the log."""
         began_ns, began = time.time_ns(), time.perf_counter()
         groups = _by_version(part.batch)
         waits = {v: self._runner.submit_batch(_texts(g), v) for v, g in groups.items()}
-        self.start(part)
+        self.start(lane, part)
         done: list[tuple[str, JobRequested, JobSucceeded]] = []
         alone: list[Request] = []
         for version, group in groups.items():
@@ -106,7 +106,7 @@ class BatchJobs:
             for (entry_id, request), prediction in zip(group, predictions, strict=True):
                 outcome = outcomes.succeeded(request, self._name, at, 1, prediction, inference_ms)
                 done.append((entry_id, request, outcome))
-        finished = self._log.finish_all([(e, o) for e, _, o in done]) if done else []
+        finished = lane.finish_all([(e, o) for e, _, o in done]) if done else []
         duration_ms = (time.perf_counter() - began) * 1000
         return BatchResult(self._report(done, finished, began_ns, duration_ms), alone)
 

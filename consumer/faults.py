@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 
-from domain.errors import InferenceError, TransientInferenceError
+from consumer.errors import InferenceError, TransientInferenceError
 
 _TRANSIENT = re.compile(r"\[\[transient:(\d{1,3})\]\]")
 _SLEEP = re.compile(r"\[\[sleep_ms:(\d{1,6})\]\]")

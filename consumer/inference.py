@@ -12,12 +12,8 @@ from typing import TypeVar
 
 from classifier.registry import Classifier, ModelRegistry, Prediction
 from consumer import faults, metrics
-from domain.errors import (
-    InferenceError,
-    InferenceTimeoutError,
-    InferFlowError,
-    TransientInferenceError,
-)
+from consumer.errors import InferenceError, InferenceTimeoutError, TransientInferenceError
+from domain.errors import InferFlowError
 
 log = logging.getLogger(__name__)
 

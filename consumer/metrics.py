@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from infra.metrics_server import serve_metrics
+from runtime.metrics import serve_metrics
 
 JOBS = Counter(
     "inferflow_consumer_jobs_total",

@@ -13,7 +13,7 @@ from collections import Counter
 
 from consumer import metrics
 from domain.events import Event, JobFailed, JobRequested, JobSucceeded
-from infra.tracing import trace_id
+from runtime.tracing import trace_id
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,11 @@ def count(tally: Counter[str]) -> None:
         metrics.JOBS.labels(name).inc(jobs)
 
 
-def batch(consumer: str, entries: int, tally: Counter[str], duration_ms: float) -> None:
-    """One line per batch that held jobs."""
+def batch(
+    consumer: str, entries: int, tally: Counter[str], duration_ms: float, lane: str = ""
+) -> None:
+    """One line per batch that held jobs; `lane` is the kind of its lane (interactive or bulk:
+    never the tenant, so that the field stays one of two values)."""
     jobs = sum(tally.values())
     if not jobs:
         return
@@ -72,6 +75,7 @@ def batch(consumer: str, entries: int, tally: Counter[str], duration_ms: float) 
         "batch finished",
         extra={
             "consumer": consumer,
+            **({"lane": lane} if lane else {}),
             "entries": entries,
             "jobs": jobs,
             SUCCEEDED: tally[SUCCEEDED],

@@ -24,11 +24,11 @@ from tenacity import (
 from classifier.registry import Prediction
 from consumer import metrics, outcomes, reporting
 from consumer.inference import InferenceRunner
-from consumer.outcomes import OutcomeLog
 from consumer.settings import ConsumerSettings
 from domain.errors import InferFlowError
 from domain.events import Event, JobFailed, JobRequested, JobRetrying, decode
-from infra import spans
+from eventlog.group import ConsumerGroup
+from runtime import spans
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +42,33 @@ class SingleJob:
         self,
         settings: ConsumerSettings,
         runner: InferenceRunner,
-        outcome_log: OutcomeLog,
         clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
         self._runner = runner
-        self._log = outcome_log
         self._clock = clock
         self._name = settings.consumer_name
 
-    def run_entry(self, entry_id: str, fields: dict[str, str]) -> str | None:
-        """Decode and run a request entry; its outcome name (None: no job to speak of)."""
+    def run_entry(self, lane: ConsumerGroup, entry_id: str, fields: dict[str, str]) -> str | None:
+        """Decode and run a request entry of `lane` (whose stream gets the job's events); its
+        outcome name (None: no job to speak of)."""
         try:
             request = decode(fields)
         except InferFlowError as exc:
-            return self._refuse(entry_id, fields, exc)
+            return self._refuse(lane, entry_id, fields, exc)
         assert isinstance(request, JobRequested)
-        return self.run(entry_id, request, started=False)
+        return self.run(lane, entry_id, request, started=False)
 
-    def run(self, entry_id: str, request: JobRequested, started: bool) -> str:
-        """Run the job (appending JobStarted unless a batch already did); its outcome name."""
+    def run(self, lane: ConsumerGroup, entry_id: str, request: JobRequested, started: bool) -> str:
+        """Run the job of an entry of `lane` (appending JobStarted unless a batch already did);
+        its outcome name."""
         attributes = {"inferflow.job_id": request.job_id, "inferflow.consumer": self._name}
         with spans.span("inferflow.infer", request.traceparent, **attributes) as current:
             if not started:
-                self._log.append(outcomes.started(request, self._name, self._clock()))
+                lane.append(outcomes.started(request, self._name, self._clock()))
             began = time.perf_counter()
-            outcome = self._execute(request)
-            name = reporting.outcome_name(outcome, self._log.finish(entry_id, outcome))
+            outcome = self._execute(lane, request)
+            name = reporting.outcome_name(outcome, lane.finish(entry_id, outcome))
             duration_ms = (time.perf_counter() - began) * 1000
             reporting.job(self._name, request, outcome, name, duration_ms)
             metrics.JOBS.labels(name).inc()
@@ -78,7 +78,7 @@ class SingleJob:
                 current.fail(outcome.error)
         return name
 
-    def _execute(self, request: JobRequested) -> Event:
+    def _execute(self, lane: ConsumerGroup, request: JobRequested) -> Event:
         attempt_no, elapsed_ms = 0, 0.0
         retrying = Retrying(
             stop=stop_after_attempt(self._settings.max_attempts),
@@ -88,7 +88,7 @@ class SingleJob:
                 jitter=self._settings.retry_jitter_ms / 1000,
             ),
             retry=retry_if_exception(_is_transient),
-            before_sleep=lambda state: self._announce_retry(request, state),
+            before_sleep=lambda state: self._announce_retry(lane, request, state),
             reraise=True,
         )
         try:
@@ -112,7 +112,9 @@ class SingleJob:
             metrics.INFERENCE_SECONDS.observe(elapsed_s)
         return prediction, elapsed_s * 1000
 
-    def _announce_retry(self, request: JobRequested, state: RetryCallState) -> None:
+    def _announce_retry(
+        self, lane: ConsumerGroup, request: JobRequested, state: RetryCallState
+    ) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay_ms = round((state.next_action.sleep if state.next_action else 0.0) * 1000)
         metrics.RETRIES.labels(type(exc).__name__).inc()
@@ -126,7 +128,7 @@ class SingleJob:
                 "delay_ms": delay_ms,
             },
         )
-        self._log.append(
+        lane.append(
             JobRetrying(
                 job_id=request.job_id,
                 occurred_at=self._clock(),
@@ -138,15 +140,17 @@ class SingleJob:
             )
         )
 
-    def _refuse(self, entry_id: str, fields: dict[str, str], exc: InferFlowError) -> str | None:
+    def _refuse(
+        self, lane: ConsumerGroup, entry_id: str, fields: dict[str, str], exc: InferFlowError
+    ) -> str | None:
         """A request that does not decode cannot run; fail its job if it names one."""
         job_id = fields.get("job_id")
         if not job_id:
             log.error("dropping undecodable entry", extra={"entry_id": entry_id, "error": str(exc)})
-            self._log.ack(entry_id)
+            lane.ack(entry_id)
             return None
         failure = outcomes.failed(job_id, self._name, self._clock(), 0, exc)
-        if not self._log.finish(entry_id, failure):
+        if not lane.finish(entry_id, failure):
             metrics.JOBS.labels(reporting.SUPERSEDED).inc()
             return reporting.SUPERSEDED
         metrics.JOBS.labels(reporting.FAILED).inc()

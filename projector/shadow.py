@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, MetaData, text
 
-from infra.schema import jobs
+from readmodel.tables import jobs
 
 LIVE = "jobs"
 SHADOW = "jobs_rebuild"

@@ -28,7 +28,8 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import JSONB
 
-from projector.rows import to_json
+from readmodel.checkpoints import LOCK_ORDER
+from readmodel.rows import to_json
 
 COMMIT = "COMMIT"
 
@@ -42,10 +43,15 @@ ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
 SYNC_COMMIT = "SET LOCAL synchronous_commit TO on"
 
 # A write in a transaction that commits synchronously: its commit returns once the WAL is on
-# disk up to its own commit record, and so up to every commit before it.
-FLUSH_CHECKPOINT = """
-UPDATE projector_checkpoints SET updated_at = updated_at WHERE name = %s
-RETURNING last_entry_id, entries_read
+# disk up to its own commit record, and so up to every commit before it. The rows of all the
+# partition's lanes are locked first in the one order every writer locks them in.
+LOCK_CHECKPOINTS = f"""
+SELECT 1 FROM projector_checkpoints WHERE name = %s AND partition = %s
+ORDER BY {LOCK_ORDER} FOR UPDATE
+"""
+FLUSH_CHECKPOINTS = """
+UPDATE projector_checkpoints SET updated_at = updated_at WHERE name = %s AND partition = %s
+RETURNING lane, last_entry_id, entries_read
 """
 
 
@@ -136,12 +142,12 @@ def select_by_key(table: Table, key: str) -> str:
 
 ADVANCE_CHECKPOINT = """
 UPDATE projector_checkpoints SET last_entry_id = %s, entries_read = %s, updated_at = now()
-WHERE name = %s AND last_entry_id = %s AND entries_read = %s
+WHERE name = %s AND partition = %s AND lane = %s AND last_entry_id = %s AND entries_read = %s
 """
 
 CREATE_CHECKPOINT = """
-INSERT INTO projector_checkpoints (name, last_entry_id, entries_read, updated_at)
-VALUES (%s, %s, %s, now()) ON CONFLICT (name) DO NOTHING
+INSERT INTO projector_checkpoints (name, partition, lane, last_entry_id, entries_read, updated_at)
+VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (name, partition, lane) DO NOTHING
 """
 
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from domain.events import Event, JobRequested, is_terminal
-from infra import spans
-from infra.eventlog import Entry
-from infra.streamstats import entry_ms
-from infra.tracing import trace_id
+from domain.lanes import BULK, INTERACTIVE
+from eventlog.lanes import Lane
+from eventlog.positions import entry_ms
 from projector import metrics
-from projector.store import Checkpoint, decode_entries
+from projector.store import LaneBatch
+from readmodel.checkpoints import Checkpoint
+from runtime import spans
+from runtime.tracing import trace_id
 
 log = logging.getLogger(__name__)
 
@@ -26,37 +29,65 @@ LIVE_WINDOW_S = 300.0
 # terminal event can join the job's trace. Bounded: a job older than that gets no such span.
 TRACEPARENTS_KEPT = 10_000
 _traceparents: OrderedDict[str, str] = OrderedDict()
+# One projector thread per partition: the bounded pop-oldest loop must not interleave.
+_traceparents_lock = threading.Lock()
+
+
+# The newest entry projected of each partition's lanes of each kind (Unix ms): checkpoints only
+# move on, so the newest of a kind's lanes is the newest ever applied. Each partition's thread
+# writes its own keys.
+_newest_ms: dict[tuple[int, str], int] = {}
 
 
 def batch_applied(
-    entries: Sequence[Entry],
-    after: Checkpoint,
+    partition: int,
+    batches: Sequence[LaneBatch],
+    positions: Mapping[Lane, Checkpoint],
     seconds: float,
-    events: Sequence[tuple[str, Event]] | None = None,
 ) -> None:
-    """Report a batch; `events` are its entries decoded (by the store), to save a decode."""
-    if not entries:
+    """Report a batch of `partition` (entries of one or more lanes, applied together in
+    `seconds`), after which its lanes stand at `positions`, a mapping the caller never changes
+    (the metrics' scrapes read it). Labels are the partition and the kind of lane, never the
+    tenant: their number stays bounded."""
+    if not any(batch.entries for batch in batches):
         return
-    metrics.EVENTS_APPLIED.inc(len(entries))
-    metrics.APPLY_SECONDS.observe(seconds)
-    metrics.CHECKPOINT.set(entry_ms(after.last_entry_id) / 1000)
-    metrics.POSITION.last_entry_id = after.last_entry_id
-    metrics.POSITION.entries_read = after.entries_read
+    part = str(partition)
+    applied: dict[str, int] = {}
+    for batch in batches:
+        applied[batch.lane.kind] = applied.get(batch.lane.kind, 0) + len(batch.entries)
+    for kind, count in applied.items():
+        metrics.EVENTS_APPLIED.labels(part, kind).inc(count)
+    # The interactive batches are the latency path: a batch with any of them counts as one.
+    kind = INTERACTIVE if INTERACTIVE in applied else BULK
+    metrics.APPLY_SECONDS.labels(part, kind).observe(seconds)
+    for batch in batches:
+        if batch.entries:
+            key = (partition, batch.lane.kind)
+            at_ms = entry_ms(batch.entries[-1][0])
+            if at_ms > _newest_ms.get(key, -1):
+                _newest_ms[key] = at_ms
+                metrics.CHECKPOINT.labels(part, batch.lane.kind).set(at_ms / 1000)
+    metrics.POSITIONS[partition] = positions
     now = datetime.now(UTC)
     traced = spans.enabled()
     logged = log.isEnabledFor(logging.DEBUG)
     if traced:
         end_ns = time.time_ns()
         start_ns = end_ns - round(seconds * 1e9)
-    for entry_id, event in decode_entries(entries) if events is None else events:
-        _observe_end_to_end(event, now)
-        if logged:
-            _log_event(entry_id, event)
-        if traced:
-            _trace(entry_id, event, start_ns, end_ns)
+    for batch in batches:
+        for entry_id, event in batch.decoded():
+            _observe_end_to_end(event, now)
+            if logged:
+                _log_event(entry_id, event, batch.lane)
+            if traced:
+                _trace(entry_id, event, start_ns, end_ns)
     log.debug(
         "batch applied",
-        extra={"entries": len(entries), "duration_ms": round(seconds * 1000, 3)},
+        extra={
+            "entries": sum(applied.values()),
+            "lanes": len(batches),
+            "duration_ms": round(seconds * 1000, 3),
+        },
     )
 
 
@@ -64,17 +95,23 @@ def _observe_end_to_end(event: Event, now: datetime) -> None:
     if not is_terminal(event) or (now - event.occurred_at).total_seconds() > LIVE_WINDOW_S:
         return
     job = uuid.UUID(event.job_id)  # the store has skipped entries whose id is not a UUID
-    if job.version != 7:
+    if job.version not in (7, 8):
         return
-    # A UUIDv7's first 48 bits are the Unix milliseconds at which the API accepted the job.
+    # A job id's first 48 bits are the Unix milliseconds at which the API accepted the job
+    # (domain.ids; version 7 from before partitions).
     created_ms = job.int >> 80
     took_s = event.occurred_at.timestamp() - created_ms / 1000
     outcome = "succeeded" if type(event).__name__ == "JobSucceeded" else "failed"
     metrics.END_TO_END_SECONDS.labels(outcome).observe(max(took_s, 0.0))
 
 
-def _log_event(entry_id: str, event: Event) -> None:
-    extra = {"job_id": event.job_id, "event": type(event).__name__, "entry_id": entry_id}
+def _log_event(entry_id: str, event: Event, lane: Lane) -> None:
+    extra = {
+        "job_id": event.job_id,
+        "event": type(event).__name__,
+        "entry_id": entry_id,
+        "lane": lane.name,
+    }
     for name in ("consumer", "attempt"):
         if hasattr(event, name):
             extra[name] = getattr(event, name)
@@ -88,11 +125,13 @@ def _trace(entry_id: str, event: Event, start_ns: int, end_ns: int) -> None:
     if isinstance(event, JobRequested):
         traceparent = event.traceparent
         if traceparent:
-            _traceparents[event.job_id] = traceparent
-            while len(_traceparents) > TRACEPARENTS_KEPT:
-                _traceparents.popitem(last=False)
+            with _traceparents_lock:
+                _traceparents[event.job_id] = traceparent
+                while len(_traceparents) > TRACEPARENTS_KEPT:
+                    _traceparents.popitem(last=False)
     elif is_terminal(event):
-        traceparent = _traceparents.pop(event.job_id, "")
+        with _traceparents_lock:
+            traceparent = _traceparents.pop(event.job_id, "")
     else:
         return
     if not traceparent:

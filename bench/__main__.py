@@ -8,7 +8,10 @@ Modes (--mode all, or a comma list of them):
   accept      submit only, single and batch, against the bare reference endpoint
   projector   fill the stream with the projector stopped, then its live rate
   scaling     concurrent (or batch) load against 1, 2, 4 consumers, a fresh stack each
+  partitions  batch load on 1, 2, 4, 8 partitions (a projector each), one server and a cluster
   backlog     N queued jobs (default 1,000,000): drain rate by tenths, latency before/after
+  fairness    tenant A's bulk backlog alone, then with tenant B's waiting clients beside it:
+              A's drain rate both times, B's latency idle and under the backlog (issue #15)
 
 Servers come from REDIS_URL / DATABASE_URL, else embedded ones, started once. Every stack gets
 a fresh database and key prefix. The load comes from `bench.loadgen` processes (uvloop, a
@@ -33,11 +36,13 @@ from bench.backlog import backlog
 from bench.batch import batch
 from bench.catchup import projector
 from bench.endtoend import concurrent, longpoll, sequential
+from bench.fairness import fairness
+from bench.partitions import partitions
 from bench.report import Section, write_json
 from bench.runs import Bench
 from bench.scaling import scaling
 from bench.stack import reference_server, running_stack
-from tests.servers import postgres_server, redis_server
+from devstack.servers import postgres_server, redis_server
 
 SHARED: dict[str, Callable[[Bench], Section]] = {
     "sequential": sequential,
@@ -49,7 +54,9 @@ SHARED: dict[str, Callable[[Bench], Section]] = {
 OWN_STACK: dict[str, Callable[[Path, options.Options], Section | list[Section]]] = {
     "projector": projector,
     "scaling": scaling,
+    "partitions": partitions,
     "backlog": backlog,
+    "fairness": fairness,
 }
 
 

@@ -1,13 +1,14 @@
 """Backlog mode: a million queued jobs must cost each job no more than an empty queue does.
 
 1. With consumers running: single-client long-poll latency and submit latency (the baseline).
-2. Consumers stopped, N JobRequested appended straight to the stream (pipelined XADD, as the
-   API writes them); the projector projects them; submit latency again, with N queued.
+2. Consumers stopped, N JobRequested appended straight to the default lane's stream (the
+   default tenant's interactive jobs; pipelined XADD, as the API writes them); the projector
+   projects them; submit latency again, with N queued (in the same lane: behind the backlog).
 3. Consumers started again: the drain is followed through the workers group, and probe jobs
    are submitted at even steps of it, each long-polled to its outcome.
-4. Afterwards the log tells, from each outcome's entry id, the drain rate in each tenth of the
-   backlog: it must be flat from the first tenth to the last. Then the single-client long-poll
-   again, on a log now N jobs longer.
+4. Afterwards the log (every lane of it) tells, from each outcome's entry id, the drain rate in
+   each tenth of the backlog: it must be flat from the first tenth to the last. Then the
+   single-client long-poll again, on a log now N jobs longer.
 
 A job's JobRequested-to-outcome time here is its wait in the queue, not its cost, so the drain
 rate and the probes (jobs ahead of them / their latency) stand for the per-job cost.
@@ -22,6 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -29,16 +31,18 @@ from bench import loadgen
 from bench.clients import Plan, text
 from bench.memory import redis_used_mb
 from bench.options import Options
-from bench.outcomes import entry_ms, group_progress, position, settled
+from bench.outcomes import LaneKey, group_progress, heads, lane_streams, read_lane, settled
 from bench.report import Section, ms, quantiles_ms, rate
 from bench.runs import Bench, memory_rows
-from bench.stack import running_stack, start_consumers
+from bench.stack import running_stack
 from bench.tally import Tally
 from classifier.train import DEFAULT_VERSION
 from domain.events import JobRequested
 from domain.ids import new_job_id
-from infra.eventlog import range_entries, stream_fields
-from infra.names import Names
+from eventlog.entries import stream_fields
+from eventlog.lanes import DEFAULT_LANE, Lane
+from eventlog.names import Names
+from eventlog.positions import START, entry_ms
 
 FILL_CHUNK = 10_000
 BASELINE_JOBS = 200
@@ -46,7 +50,8 @@ STALL_S = 180.0  # no progress for this long: report what was drained and stop
 
 
 def fill(client: redis.Redis, names: Names, jobs: int) -> tuple[str, str]:
-    """Append `jobs` JobRequested, pipelined; the first and last entry ids."""
+    """Append `jobs` JobRequested to their lane (the default one of partition 0), pipelined;
+    the first and last entry ids."""
     first = last = ""
     for start in range(0, jobs, FILL_CHUNK):
         now = datetime.now(UTC)
@@ -55,7 +60,7 @@ def fill(client: redis.Redis, names: Names, jobs: int) -> tuple[str, str]:
             event = JobRequested(
                 job_id=new_job_id(), occurred_at=now, text=text(n), model_version=DEFAULT_VERSION
             )
-            pipe.xadd(names.events, stream_fields(event))
+            pipe.xadd(names.lane(0, Lane.of(event)), stream_fields(event))
         ids = pipe.execute()
         first, last = first or str(ids[0]), str(ids[-1])
     return first, last
@@ -90,19 +95,19 @@ def _probe(bench: Bench, drain: Drain, ahead: int) -> None:
 
 def follow(bench: Bench, jobs: int, base: int, probes: int) -> Drain:
     """Start the consumers and watch the drain, launching probes along the way."""
-    client, names = bench.redis, bench.service.names
+    client, names, partitions = bench.redis, bench.service.names, bench.partitions
     drain = Drain(time.time())
-    start_consumers(bench.service, bench.options.consumers)
+    bench.service.start_consumers(bench.options.consumers)
     last_change = time.monotonic()
     while True:
-        read, pending, _ = group_progress(client, names)
+        read, pending = group_progress(client, names, partitions)
         done = min(max(read - pending - base, 0), jobs)
         if not drain.samples or done != drain.samples[-1][1]:
             last_change = time.monotonic()
         drain.samples.append((time.time(), done))
         if len(drain.probes) < probes and done >= (len(drain.probes) + 0.5) * jobs / probes:
             _probe(bench, drain, jobs - done)  # one per sample, so no two share a moment
-        if done >= jobs and settled(client, names):
+        if done >= jobs and settled(client, names, partitions):
             break
         if time.monotonic() - last_change > STALL_S:
             print(f"backlog: no progress for {STALL_S:.0f} s, stopping at {done}/{jobs}")
@@ -120,20 +125,27 @@ class Scan:
     retried: int = 0
 
 
-def scan(client: redis.Redis, names: Names, first: str, others: Collection[str]) -> Scan:
-    """Outcome times of the backlog's jobs: every job from `first` on but the `others`."""
-    found, cursor = Scan(), first
-    while chunk := range_entries(client.xrange(names.events, cursor, "+", count=FILL_CHUNK)):
-        for entry_id, fields in chunk:
-            kind = fields.get("type")
-            if fields.get("job_id") in others:
-                continue  # a probe's outcome can come long after the backlog's, skewing it
-            if kind in ("JobSucceeded", "JobFailed"):
-                found.terminal_ms.append(entry_ms(entry_id))
-                found.failed += kind == "JobFailed"
-            elif kind == "JobRetrying":
-                found.retried += 1
-        cursor = f"({chunk[-1][0]}"
+def scan(
+    client: redis.Redis,
+    names: Names,
+    partitions: int,
+    after: dict[LaneKey, str],
+    others: Collection[str],
+) -> Scan:
+    """Outcome times of the backlog's jobs: every job of every lane after `after` (where the
+    lanes ended before the fill; a lane found since is read whole) but the `others`."""
+    found = Scan()
+    for key, stream in lane_streams(client, names, partitions).items():
+        for chunk in read_lane(client, stream, after.get(key, START)):
+            for entry_id, fields in chunk:
+                kind = fields.get("type")
+                if fields.get("job_id") in others:
+                    continue  # a probe's outcome can come long after the backlog's, skewing it
+                if kind in ("JobSucceeded", "JobFailed"):
+                    found.terminal_ms.append(entry_ms(entry_id))
+                    found.failed += kind == "JobFailed"
+                elif kind == "JobRetrying":
+                    found.retried += 1
     return found
 
 
@@ -167,27 +179,33 @@ def backlog(work: Path, options: Options) -> Section:
 
 
 def _run(bench: Bench, jobs: int) -> Section:
-    client, names, o = bench.redis, bench.service.names, bench.options
+    # One server: the backlog is filled straight into partition 0's default lane; everything
+    # is read from every lane of every partition.
+    client, names, o = cast(redis.Redis, bench.redis), bench.service.names, bench.options
+    partitions = bench.partitions
     section = Section(f"backlog: {jobs} queued jobs, {o.consumers} consumer(s)", "backlog")
     bench.warm_up()
     before_poll, before_submit = _longpoll(bench), _submits(bench)
     memory = {"start": redis_used_mb(client)}
     for i in range(o.consumers):
         bench.service.stop(f"consumer-{i}")
+    before_fill = heads(client, names, partitions)
     began = time.time()
-    first, last = fill(client, names, jobs)
+    _first, last = fill(client, names, jobs)
     fill_s = time.time() - began
     memory["filled"] = redis_used_mb(client)
-    projected_at = bench.checkpoint.wait_past(last, timeout_s=600 + jobs / 1000)
+    filled = {(0, DEFAULT_LANE.name): last}
+    projected_at = bench.checkpoint.wait_past(filled, timeout_s=600 + jobs / 1000)
     projector_s = (projected_at or float("nan")) - began
     queued_submit = _submits(bench)
     filled_rss = bench.memory_mb()
-    base = group_progress(client, names)[0]
+    base = group_progress(client, names, partitions)[0]
     drain = follow(bench, jobs, base, o.backlog_probes)
     probes = {j for probe in drain.probes for j in probe.tally.accepted}
-    found = scan(client, names, first, {*queued_submit.accepted, *probes})
+    found = scan(client, names, partitions, before_fill, {*queued_submit.accepted, *probes})
     # Measured on the long log, not on a projector still busy with the backlog's outcomes.
-    caught_up = bench.checkpoint.wait_past(position(client, names), timeout_s=600 + jobs / 500)
+    ends = heads(client, names, partitions)
+    caught_up = bench.checkpoint.wait_past(ends, timeout_s=600 + jobs / 500)
     after_poll = _longpoll(bench)
     memory["drained"] = redis_used_mb(client)
     _fill_rows(section, jobs, fill_s, projector_s, memory)

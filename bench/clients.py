@@ -1,7 +1,9 @@
 """What one load client does: submit and wait, only submit, or submit batches.
 
 A `Plan` says what a load process runs (it is pickled to the process); each of its clients has
-one keep-alive connection and works through its share of the job numbers one request at a time.
+one keep-alive connection and works through its share of the job numbers one request at a time,
+pausing `think_s` after each job, until they are done or the run is told to stop (bench.loadgen:
+a plan with more numbers than it will use then runs for as long as its caller wants).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.http import Connection, ProtocolError, Reply
@@ -29,6 +31,11 @@ Kind = Literal["wait", "submit", "batch"]
 WaitStyle = Literal["poll", "get", "prefer"]
 
 
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """The Authorization header of an API key; none without a key (the reference endpoint)."""
+    return (("Authorization", f"Bearer {key}"),) if key else ()
+
+
 @dataclass(frozen=True)
 class Plan:
     url: str
@@ -43,6 +50,13 @@ class Plan:
     timeout_s: float = 30.0  # of one request, on top of the wait it asks for
     job_timeout_s: float = 120.0  # how long a client waits for one job before giving up
     keep_ids: bool = True  # remember accepted job ids, to look for lost jobs afterwards
+    think_s: float = 0.0  # a waiting client's pause after each job (an interactive user)
+    api_key: str = field(default="", repr=False)  # sent with every request (none: no header)
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """What every request of the plan sends besides its own headers."""
+        return bearer(self.api_key)
 
 
 def text(number: int) -> str:
@@ -128,29 +142,55 @@ async def until_terminal(conn: Connection, plan: Plan, job_id: str, tally: Tally
     return None
 
 
-async def wait_client(plan: Plan, conn: Connection, numbers: range, tally: Tally) -> None:
+async def wait_client(
+    plan: Plan, conn: Connection, numbers: range, tally: Tally, stop: asyncio.Event | None = None
+) -> None:
     headers = (("Prefer", f"wait={plan.wait_s}"),) if plan.wait == "prefer" else ()
     post_timeout_s = plan.timeout_s + (plan.wait_s if headers else 0)
-    for number in numbers:
-        began = time.perf_counter()
-        body = job_body(number)
-        reply = await send(conn, tally, "POST", plan.path, body, headers, post_timeout_s)
-        if reply is None:
-            continue
-        tally.submit_s.append(time.perf_counter() - began)
-        job = accepted_job(reply, tally, plan.keep_ids)
-        if job is None:
-            continue
-        status = job[1] if job[1] in TERMINAL else await until_terminal(conn, plan, job[0], tally)
-        if status is None:
-            tally.unfinished += 1
-            continue
-        tally.terminal_s.append(time.perf_counter() - began)
-        tally.statuses[status] += 1
+    for i, number in enumerate(numbers):
+        if plan.think_s and i:
+            await asyncio.sleep(plan.think_s)
+        if stop is not None and stop.is_set():
+            return
+        await wait_for_one(plan, conn, number, headers, post_timeout_s, tally)
 
 
-async def submit_client(plan: Plan, conn: Connection, numbers: range, tally: Tally) -> None:
+async def wait_for_one(
+    plan: Plan,
+    conn: Connection,
+    number: int,
+    headers: tuple[tuple[str, str], ...],
+    post_timeout_s: float,
+    tally: Tally,
+) -> None:
+    """Submit one job and wait until it is terminal, as the plan says."""
+    began, began_at = time.perf_counter(), time.time()
+    body = job_body(number)
+    reply = await send(conn, tally, "POST", plan.path, body, headers, post_timeout_s)
+    if reply is None:
+        return
+    tally.submit_s.append(time.perf_counter() - began)
+    job = accepted_job(reply, tally, plan.keep_ids)
+    if job is None:
+        return
+    if headers and job[1] not in TERMINAL:
+        tally.waits_expired += 1
+    status = job[1] if job[1] in TERMINAL else await until_terminal(conn, plan, job[0], tally)
+    if status is None:
+        tally.unfinished += 1
+        return
+    tally.terminal_s.append(time.perf_counter() - began)
+    tally.terminal_at.append(began_at)
+    tally.terminal_ids.append(job[0])
+    tally.statuses[status] += 1
+
+
+async def submit_client(
+    plan: Plan, conn: Connection, numbers: range, tally: Tally, stop: asyncio.Event | None = None
+) -> None:
     for number in numbers:
+        if stop is not None and stop.is_set():
+            return
         began = time.perf_counter()
         reply = await send(conn, tally, "POST", plan.path, job_body(number))
         if reply is None:
@@ -174,8 +214,16 @@ def count_batch(reply: Reply, tally: Tally, keep_ids: bool) -> None:
         tally.accepted += [i["job_id"] for i in items if i.get("status") == "accepted"]
 
 
-async def batch_client(plan: Plan, conn: Connection, batches: list[range], tally: Tally) -> None:
+async def batch_client(
+    plan: Plan,
+    conn: Connection,
+    batches: list[range],
+    tally: Tally,
+    stop: asyncio.Event | None = None,
+) -> None:
     for numbers in batches:
+        if stop is not None and stop.is_set():
+            return
         began = time.perf_counter()
         reply = await send(conn, tally, "POST", plan.path, batch_body(numbers))
         if reply is None:
@@ -196,12 +244,15 @@ def batch_shares(plan: Plan) -> list[list[range]]:
     return [batches[c :: plan.clients] for c in range(plan.clients)]
 
 
-async def run_clients(plan: Plan, conns: list[Connection], tally: Tally) -> None:
-    """Run every client of the plan on its own connection until all are done."""
+async def run_clients(
+    plan: Plan, conns: list[Connection], tally: Tally, stop: asyncio.Event | None = None
+) -> None:
+    """Run every client of the plan on its own connection until all are done, or until `stop`
+    is set (each client ends the request it is in first)."""
     if plan.kind == "batch":
         pairs = zip(conns, batch_shares(plan), strict=True)
-        await asyncio.gather(*(batch_client(plan, c, batches, tally) for c, batches in pairs))
+        await asyncio.gather(*(batch_client(plan, c, b, tally, stop) for c, b in pairs))
         return
     client = wait_client if plan.kind == "wait" else submit_client
     jobs = zip(conns, job_shares(plan), strict=True)
-    await asyncio.gather(*(client(plan, c, numbers, tally) for c, numbers in jobs))
+    await asyncio.gather(*(client(plan, c, numbers, tally, stop) for c, numbers in jobs))

@@ -8,7 +8,7 @@ during the run takes its CPU with it; one that starts counts from zero.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from bench.memory import PROC, descendants
 
@@ -29,11 +29,12 @@ def _stat(pid: int) -> tuple[str, float] | None:
     return name, (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
-def sample(roles: Mapping[str, int]) -> Sample:
-    """CPU so far of each process of `roles` (role -> pid, children included) and of every
-    server process."""
+def sample(roles: Mapping[str, int] | Iterable[tuple[str, int]]) -> Sample:
+    """CPU so far of each process of `roles` (role -> pid, or (role, pid) pairs where a role
+    has several processes; children included) and of every server process."""
     found: Sample = {}
-    for role, pid in roles.items():
+    pairs = roles.items() if isinstance(roles, Mapping) else roles
+    for role, pid in pairs:
         for each in [pid, *descendants(pid)]:
             if (stat := _stat(each)) is not None:
                 found[each] = (role, stat[1])

@@ -115,22 +115,32 @@ def request_bytes(
 class Connection:
     """One keep-alive connection, used by one client at a time, reopened when needed.
 
+    `headers` go with every request (the API key's Authorization), before each request's own.
     A request that fails or times out closes the connection: what is left on it can no longer
     be framed, so it is never reused.
     """
 
-    def __init__(self, host: str, port: int, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout_s: float = 30.0,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.headers = headers
         self._authority = f"{host}:{port}"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     @classmethod
-    def to(cls, url: str, timeout_s: float = 30.0) -> Connection:
+    def to(
+        cls, url: str, timeout_s: float = 30.0, headers: tuple[tuple[str, str], ...] = ()
+    ) -> Connection:
         """A connection to `http://host:port` (no path, no TLS)."""
         authority = url.removeprefix("http://").rstrip("/")
         host, _, port = authority.rpartition(":")
-        return cls(host, int(port), timeout_s)
+        return cls(host, int(port), timeout_s, headers)
 
     async def request(
         self,
@@ -141,7 +151,7 @@ class Connection:
         timeout_s: float | None = None,
     ) -> Reply:
         """Send one request and read its whole response; asyncio.TimeoutError past the limit."""
-        data = request_bytes(method, target, self._authority, body, headers)
+        data = request_bytes(method, target, self._authority, body, self.headers + headers)
         try:
             async with asyncio.timeout(timeout_s or self.timeout_s):
                 reader, writer = await self._open()

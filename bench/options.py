@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Modes that share one stack, then the ones that start their own.
 SHARED_MODES = ("sequential", "longpoll", "concurrent", "batch", "accept")
-OWN_STACK_MODES = ("projector", "scaling", "backlog")
+OWN_STACK_MODES = ("projector", "scaling", "partitions", "backlog", "fairness")
 MODES = SHARED_MODES + OWN_STACK_MODES
 
 
@@ -30,10 +30,18 @@ class Options:
     reference_jobs: int
     scaling_consumers: tuple[int, ...]
     scaling_load: str
+    partitions: tuple[int, ...]
+    partitions_on: tuple[str, ...]
     backlog_jobs: int
     backlog_probes: int
     projector_events: int
     projector_chunk: int
+    fairness_jobs: int
+    fairness_clients: int
+    fairness_think_ms: float
+    fairness_wait_s: int
+    fairness_idle_jobs: int
+    fairness_rounds: int
     consumers: int
     api_workers: int
     env: dict[str, str]
@@ -55,6 +63,13 @@ def _modes(text: str) -> tuple[str, ...]:
 
 def _counts(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(","))
+
+
+def _topologies(text: str) -> tuple[str, ...]:
+    asked = tuple(part.strip() for part in text.split(","))
+    if not asked or any(kind not in ("server", "cluster") for kind in asked):
+        raise argparse.ArgumentTypeError("topologies are server, cluster or both")
+    return asked
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -97,12 +112,32 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     add("--scaling-consumers", type=_counts, default="1,2,4", help="consumer counts to compare")
     add("--scaling-load", choices=("concurrent", "batch"), default="concurrent",
         help="the load each scaling run applies")  # fmt: skip
+    add("--partitions", type=_counts, default="1,2,4,8", help="partition counts to compare")
+    add(
+        "--partitions-on",
+        type=_topologies,
+        default="server,cluster",
+        help="partitions mode: one Redis server, a local 3-master Redis Cluster, or both",
+    )
     add("--backlog-jobs", type=int, default=1_000_000, help="queued jobs of the backlog run")
     add("--backlog-probes", type=int, default=10, help="jobs long-polled during the drain")
     add("--projector-events", type=int, default=200_000, help="events of the projector run")
     add("--projector-chunk", type=int, default=1,
         help="projector run: jobs whose requests, then starts, then outcomes come together "
         "(1: each job's four events in a row; 1000: as batches of jobs are worked)")  # fmt: skip
+    add("--fairness-jobs", type=int, default=100_000,
+        help="fairness: tenant A's backlog, posted in batches of --batch-size by "
+        "--batch-clients clients")  # fmt: skip
+    add("--fairness-clients", type=int, default=4,
+        help="fairness: tenant B's clients, each one POST with Prefer: wait at a time")  # fmt: skip
+    add("--fairness-think-ms", type=float, default=50.0,
+        help="fairness: a B client's pause after each answer (interactive)")  # fmt: skip
+    add("--fairness-wait-s", type=int, default=30, help="fairness: B's Prefer: wait=S")
+    add("--fairness-idle-jobs", type=int, default=400,
+        help="fairness: B's jobs on the idle stack (the reference of its latency)")  # fmt: skip
+    add("--fairness-rounds", type=int, default=1,
+        help="fairness: pairs of runs (A alone, A with B), each on fresh stacks; the summary "
+        "takes their medians")  # fmt: skip
     add("--consumers", type=int, default=2, help="consumer processes of the stack")
     add("--api-workers", type=int, default=1, help="API_WORKERS of the API (and the reference)")
     add("--env", type=_pair, action="append", default=[], metavar="KEY=VALUE",

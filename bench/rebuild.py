@@ -4,7 +4,9 @@
 
 Uses REDIS_URL and DATABASE_URL (a database with migrations applied) and a fresh key prefix,
 deleted at the end. Prints events per second for the live catch-up and for the rebuild, read
-once from the stream and once from the archive after trimming.
+once from the stream and once from the archive after trimming. The synthetic log is the default
+tenant's interactive jobs, so it goes to partition 0's default lane; what is trimmed, counted
+and deleted afterwards is every lane of the partition (eventlog.lanes), whatever appeared.
 """
 
 from __future__ import annotations
@@ -17,28 +19,32 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy import create_engine, delete, text
 
+from bench.outcomes import lane_streams
 from domain.events import Event, JobRequested, JobStarted, JobSucceeded, encode
 from domain.ids import new_job_id
-from infra.names import Names
-from infra.schema import events
+from eventlog.lanes import DEFAULT_LANE
+from eventlog.names import Names
 from projector import retention
 from projector.rebuild import Rebuild, RebuildOptions
 from projector.runner import Projector
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
+from readmodel.tables import events
 
 
 def write_log(client: redis.Redis, names: Names, jobs: int, chunk: int = 1) -> int:
-    """`jobs` jobs of four events each (JobRequested, JobStarted twice, JobSucceeded). With
-    `chunk` 1 a job's events sit together; with more, `chunk` jobs' requests come first, then
-    their starts, then their outcomes, as consumers working in batches write them."""
+    """`jobs` jobs of four events each (JobRequested, JobStarted twice, JobSucceeded), in their
+    lane's stream (the default one of partition 0). With `chunk` 1 a job's events sit together;
+    with more, `chunk` jobs' requests come first, then their starts, then their outcomes, as
+    consumers working in batches write them."""
     now = datetime.now(UTC)
+    stream = names.lane(0, DEFAULT_LANE)  # _events' requests are the default tenant's, alone
     pipe = client.pipeline(transaction=False)
     for first in range(0, jobs, chunk):
         group = [_events(new_job_id(), i, now) for i in range(first, min(first + chunk, jobs))]
         for stage in range(4):
             for job_events in group:
-                pipe.xadd(names.events, encode(job_events[stage]))  # type: ignore[arg-type]
+                pipe.xadd(stream, encode(job_events[stage]))  # type: ignore[arg-type]
         if len(pipe) >= 4000:
             pipe.execute()
     pipe.execute()
@@ -81,12 +87,16 @@ def main() -> None:
         timed("live catch-up", count, Projector(settings, client, live).catch_up)
         rebuild = RebuildOptions(batch=options.batch, fresh=True)
         timed("rebuild from stream", count, Rebuild(engine, client, names, rebuild).run)
-        client.xgroup_create(names.events, names.workers_group, "$")
+        streams = lane_streams(client, names, 1).values()
+        for stream in streams:  # the trim keeps what a group has not delivered: nothing here
+            if client.exists(stream):
+                client.xgroup_create(stream, names.workers_group, "$")
         retention.trim(client, names, live)
-        print(f"trimmed; stream holds {client.xlen(names.events)} entries")
+        held = sum(client.xlen(stream) for stream in streams)
+        print(f"trimmed; the lanes hold {held} entries")
         timed("rebuild from archive", count, Rebuild(engine, client, names, rebuild).run)
     finally:
-        client.delete(names.events)
+        client.delete(*lane_streams(client, names, 1).values(), names.lanes(0))
         client.close()
         engine.dispose()
 

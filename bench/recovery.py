@@ -13,28 +13,42 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import redis
 
-from bench.stack import running_stack
+from bench.outcomes import lane_streams, read_lane
+from bench.stack import Stack, running_stack
 from domain.events import JobStarted, decode
-from infra.eventlog import range_entries
-from infra.names import Names
-from tests.e2e.harness import Service
+from eventlog.names import Names
 
 
-def starts(client: redis.Redis, names: Names, job_id: str) -> list[JobStarted]:
-    events = (decode(fields) for _, fields in range_entries(client.xrange(names.events)))
-    return [e for e in events if isinstance(e, JobStarted) and e.job_id == job_id]
+def starts(client: redis.Redis, names: Names, job_id: str, partitions: int = 1) -> list[JobStarted]:
+    """The job's JobStarted events, from whichever lane of whichever partition holds it."""
+    found = []
+    for stream in lane_streams(client, names, partitions).values():
+        for chunk in read_lane(client, stream):
+            events = (decode(fields) for _, fields in chunk if fields.get("job_id") == job_id)
+            found += [e for e in events if isinstance(e, JobStarted)]
+    return found
 
 
-def trial(service: Service, client: redis.Redis, replacement: int) -> float:
-    job_id = service.submit("[[sleep_ms:4000]] the weekly report").json()["job_id"]
-    while not (first := starts(client, service.names, job_id)):
+def submit(service: Stack, text: str) -> str:
+    """The new job's id."""
+    url = f"{service.url}/v1/inference"
+    reply = httpx.post(url, json={"text": text}, headers=service.headers, timeout=10)
+    reply.raise_for_status()
+    return str(reply.json()["job_id"])
+
+
+def trial(service: Stack, client: redis.Redis, replacement: int) -> float:
+    partitions = int(service.env.get("PARTITIONS", "1"))
+    job_id = submit(service, "[[sleep_ms:4000]] the weekly report")
+    while not (first := starts(client, service.names, job_id, partitions)):
         time.sleep(0.005)
     victim = first[0].consumer
     service.kill(victim)
     died = time.monotonic()
-    while len(starts(client, service.names, job_id)) < 2:
+    while len(starts(client, service.names, job_id, partitions)) < 2:
         time.sleep(0.005)
     recovered = time.monotonic() - died
     service.start("consumer", f"consumer-r{replacement}")

@@ -10,16 +10,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from bench import cpu, loadgen, memory
 from bench.checkpoint import Checkpoint, watching
 from bench.clients import BATCH_PATH, Kind, Plan
 from bench.options import Options
-from bench.outcomes import Outcomes, Tail, position, summarise, wait_for_outcomes
+from bench.outcomes import Outcomes, Tail, heads, summarise, wait_for_outcomes
 from bench.report import Section, counts, ms, quantiles_ms, rate
+from bench.stack import Stack
 from bench.tally import Tally
-from tests.e2e.harness import Service
+from eventlog.connection import Client, connect, is_cluster
 
 REFERENCE_SINGLE = "/append"
 REFERENCE_BATCH = "/append_batch"
@@ -50,50 +49,56 @@ class Measured:
 
 @dataclass
 class Bench:
-    service: Service
+    service: Stack
     options: Options
     reference_url: str | None = None
-    redis: redis.Redis = field(init=False)
+    redis: Client = field(init=False)
+    partitions: int = field(init=False)
     checkpoint: Checkpoint = field(init=False)
     _next: int = 0  # job numbers go on across runs, so no two jobs share a text
     _references: dict[tuple[str, int], Tally] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         env = self.service.env
-        self.redis = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
+        self.redis = connect(env["REDIS_URL"], is_cluster(env["REDIS_URL"]))
         self.checkpoint = Checkpoint(env["DATABASE_URL"])
+        self.partitions = int(env.get("PARTITIONS", "1"))
 
     def close(self) -> None:
         self.redis.close()
         self.checkpoint.close()
 
     def plan(self, kind: Kind, jobs: int, clients: int, **extra: Any) -> Plan:
+        """A plan against the stack, sent with its admin key unless `api_key` is given."""
         numbers = range(self._next, self._next + jobs)
         self._next += jobs
+        extra.setdefault("api_key", self.service.api_key)
         return Plan(url=self.service.url, kind=kind, numbers=numbers, clients=clients, **extra)
 
     def measure(self, plan: Plan, projection: bool = True) -> Measured:
-        tail = Tail(self.redis, self.service.names, after=position(self.redis, self.service.names))
+        names = self.service.names
+        after = heads(self.redis, names, self.partitions)
+        tail = Tail(self.redis, names, self.partitions, after)
         with watching(self.checkpoint.database_url) as watch:
-            before = cpu.sample(self._roles())
+            before = cpu.sample(self.roles())
             tally = loadgen.run(plan, self.options.load_procs)
             wait_for_outcomes(tail, tally.accepted)
             outcomes = summarise(tail, tally.accepted)
             projected = None
-            if projection and outcomes.last_entry:
+            if projection and outcomes.last_entries:
                 # A slow projector may need minutes for a big batch: bounded, not cut short.
                 limit_s = 120 + len(tally.accepted) / 100
-                projected = watch.first_past(outcomes.last_entry, limit_s)
-            busy = cpu.spent(before, cpu.sample(self._roles()))
+                projected = watch.first_past(outcomes.last_entries, limit_s)
+            busy = cpu.spent(before, cpu.sample(self.roles()))
         return Measured(tally, outcomes, projected, busy)
 
-    def _roles(self) -> dict[str, int]:
-        """The live roles by pid, the consumers under one name."""
-        return {
-            ("consumers" if name.startswith("consumer") else name): proc.pid
+    def roles(self) -> list[tuple[str, int]]:
+        """The live roles' processes, the consumers (and projectors) each under one name."""
+        return [
+            (_role(name), proc.pid)
             for name, proc in self.service.procs.items()
             if proc.poll() is None
-        }
+        ]
 
     def warm_up(self) -> None:
         """Jobs through every path first: connections, model loading, the first queries."""
@@ -124,6 +129,13 @@ class Bench:
             for name, proc in self.service.procs.items()
             if proc.poll() is None
         }
+
+
+def _role(name: str) -> str:
+    """Processes of one role under one name: consumer-0, consumer-1 as consumers."""
+    if name.startswith("consumer"):
+        return "consumers"
+    return "projectors" if name.startswith("projector-") else name
 
 
 def accept_rate(tally: Tally | None) -> float:
@@ -191,9 +203,15 @@ def client_rows(section: Section, tally: Tally, processes: int) -> None:
 
 def cpu_rows(section: Section, measured: Measured) -> None:
     """CPU per terminal job by role: where the run's time went (the load client apart)."""
-    jobs = max(measured.terminal, 1)
-    roles = dict(sorted(measured.cpu_s.items(), key=lambda kv: -kv[1]))
-    client_ms = measured.tally.cpu_s / jobs * 1000
+    cpu_row(section, measured.cpu_s, measured.terminal, measured.tally.cpu_s)
+
+
+def cpu_row(section: Section, cpu_s: dict[str, float], terminal: int, client_s: float) -> None:
+    """CPU per terminal job by role, from the seconds each role spent (cpu.spent) and the load
+    client's own."""
+    jobs = max(terminal, 1)
+    roles = dict(sorted(cpu_s.items(), key=lambda kv: -kv[1]))
+    client_ms = client_s / jobs * 1000
     parts = ", ".join(f"{role} {seconds / jobs * 1000:.2f}" for role, seconds in roles.items())
     total_ms = sum(roles.values()) / jobs * 1000 + client_ms
     section.row(

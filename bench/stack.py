@@ -1,10 +1,12 @@
-"""A whole InferFlow on this machine for measurements: servers, migrations, model, roles.
+"""A whole InferFlow on this machine for measurements: servers, migrations, model, roles, and
+an admin API key that the bench's clients send, as every client of the API does.
 
 Also the reference endpoint (bench/reference.py) as its own uvicorn process on the same Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,15 +18,58 @@ from pathlib import Path
 
 import httpx
 import redis
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from api.keys import KeyStore, Scope
 from classifier.train import DEFAULT_DATA, DEFAULT_VERSION, train
-from infra.migrations import upgrade
-from infra.names import Names
-from tests.conftest import fresh_database
-from tests.e2e.harness import Service, free_port
-from tests.servers import postgres_server, redis_server
+from devstack.databases import fresh_database
+from devstack.keys import drop_keys_at
+from devstack.ports import free_port
+from devstack.roles import Roles, side_by_side
+from devstack.servers import postgres_server, redis_server
+from domain.tenants import DEFAULT_TENANT
+from eventlog.names import Names
+from readmodel.migrations import upgrade
 
 ROLES = ("projector", "consumers", "api")
+
+
+class Stack(Roles):
+    """The roles of a bench's stack, and the API key its load sends."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, api_key: str) -> None:
+        super().__init__(env, log_dir)
+        self.api_key = api_key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header of the key, for an HTTP client of the API."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def admin_key(database_url: str, name: str = "bench") -> str:
+    """A new admin key of the default tenant, made in the stack's database."""
+    return tenant_key(database_url, DEFAULT_TENANT, (Scope.ADMIN,), name)
+
+
+def tenant_key(
+    database_url: str,
+    tenant: str,
+    scopes: Collection[Scope] = (Scope.SUBMIT, Scope.READ),
+    name: str = "bench",
+) -> str:
+    """A new key of `tenant` (by default one that submits and reads its own jobs, as a
+    tenant's client), made in the stack's database."""
+
+    async def create() -> str:
+        engine = create_async_engine(database_url)
+        try:
+            _record, key = await KeyStore(engine).create(tenant, scopes, name)
+            return key
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(create())
 
 
 @contextmanager
@@ -34,19 +79,21 @@ def running_stack(
     api_workers: int = 1,
     roles: Collection[str] = ROLES,
     env: Mapping[str, str] | None = None,
-) -> Iterator[Service]:
+) -> Iterator[Stack]:
     """Servers from REDIS_URL / DATABASE_URL (else embedded), a fresh database and key prefix,
-    the default model, and the `roles` started: projector, `consumers` consumers, the API."""
+    an admin API key, the default model, and the `roles` started: projector, `consumers`
+    consumers, the API."""
     with ExitStack() as stack:
         redis_url = stack.enter_context(redis_server())
         postgres_url = stack.enter_context(postgres_server())
         database = stack.enter_context(fresh_database(postgres_url, "template1"))
         upgrade(database)
+        key = admin_key(database)
         models = work / "models"
         if not (models / f"{DEFAULT_VERSION}.json").exists():  # one training per bench run
             train(DEFAULT_DATA, DEFAULT_VERSION, models)
         names = Names(f"bench-{uuid.uuid4().hex[:8]}")
-        stack.callback(_drop_keys, redis_url, names)
+        stack.callback(drop_keys_at, redis_url, names)
         settings = {
             "REDIS_URL": redis_url,
             "DATABASE_URL": database,
@@ -58,30 +105,15 @@ def running_stack(
             "METRICS_PORT": "0",
             **(env or {}),
         }
-        service = Service(settings, work, names)
-        stack.callback(service.close)
+        running = Stack(side_by_side(settings), work, key)
+        stack.callback(running.stop_all)
         if "projector" in roles:
-            service.start("projector")
+            running.start("projector")
         if "consumers" in roles:
-            start_consumers(service, consumers)
+            running.start_consumers(consumers)
         if "api" in roles:
-            service.start("api")
-        yield service
-
-
-def start_consumers(service: Service, count: int) -> None:
-    for i in range(count):
-        service.start("consumer", f"consumer-{i}")
-
-
-def _drop_keys(url: str, names: Names) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{names.prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+            running.start("api")
+        yield running
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,8 +30,11 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)  # no usable answer, by cause
     submit_s: list[float] = field(default_factory=list)  # one per submitting request
     terminal_s: list[float] = field(default_factory=list)  # submit start -> terminal answer
+    terminal_at: list[float] = field(default_factory=list)  # time.time() of each one's start
+    terminal_ids: list[str] = field(default_factory=list)  # and its job's id
     statuses: Counter[str] = field(default_factory=Counter)  # final status each client saw
     unfinished: int = 0  # accepted, but the client stopped waiting before it was terminal
+    waits_expired: int = 0  # POSTs with Prefer: wait answered before the job was terminal
 
     @property
     def wall_s(self) -> float:
@@ -59,8 +63,24 @@ class Tally:
         self.errors += other.errors
         self.submit_s += other.submit_s
         self.terminal_s += other.terminal_s
+        self.terminal_at += other.terminal_at
+        self.terminal_ids += other.terminal_ids
         self.statuses += other.statuses
         self.unfinished += other.unfinished
+        self.waits_expired += other.waits_expired
+
+    def terminal_between(self, start: float, end: float) -> list[float]:
+        """Submit-to-terminal times of the jobs whose submission started within [start, end]
+        (time.time() seconds)."""
+        return [latency for _, latency, _ in self.jobs_between(start, end)]
+
+    def jobs_between(
+        self, start: float = -math.inf, end: float = math.inf
+    ) -> list[tuple[str, float, float]]:
+        """(job id, submit-to-terminal time, submission's start) of the jobs whose submission
+        started within [start, end] (all of them by default)."""
+        jobs = zip(self.terminal_ids, self.terminal_s, self.terminal_at, strict=True)
+        return [(job, latency, at) for job, latency, at in jobs if start <= at <= end]
 
 
 def merged(tallies: list[Tally]) -> Tally:

@@ -1,4 +1,4 @@
-"""The performance targets of issue #6, checked against what this run measured."""
+"""The performance targets of issue #6 (and #15's fairness), checked against this run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from bench.report import Section
 # Last tenth of a drained backlog against the first: "flat" allows this much noise.
 FLAT_WITHIN = 0.9
 RSS_LIMIT_MB = 150.0
+# Issue #15: B's single jobs under A's bulk backlog, and A's drain beside them.
+FAIR_P95_MS = 50.0
+FAIR_RATIO = 0.9
 
 
 def _runs(sections: Iterable[Section], mode: str) -> list[dict[str, Any]]:
@@ -33,14 +36,15 @@ def _largest(sections: Iterable[Section], role: Callable[[str], bool]) -> float:
 
 
 def check(sections: list[Section]) -> Section:
-    table = Section("targets (issue #6)", "targets")
+    table = Section("targets (issues #6, #15)", "targets")
     results: list[dict[str, Any]] = []
 
     def target(name: str, measured: float, unit: str, ok: bool) -> None:
         if math.isnan(measured):
             table.row(name, "not measured")
         else:
-            shown = f"{measured:.1f}" if unit in ("ms", "MB", "") else f"{measured:.0f}"
+            digits = 2 if not unit else 1 if unit in ("ms", "MB") else 0
+            shown = f"{measured:.{digits}f}"
             table.row(name, f"{shown}{' ' + unit if unit else ''}: {'met' if ok else 'MISSED'}")
         verdict = "not measured" if math.isnan(measured) else ("met" if ok else "missed")
         results.append({"target": name, "measured": measured, "unit": unit, "verdict": verdict})
@@ -63,6 +67,12 @@ def check(sections: list[Section]) -> Section:
         flat = _number(run.get("flatness"))
         target(f"backlog drain flat (last/first tenth >= {FLAT_WITHIN})", flat, "",
                flat >= FLAT_WITHIN)  # fmt: skip
+    for run in _runs(sections, "fairness"):
+        p95, share = _number(run.get("b_p95_ms")), _number(run.get("a_ratio"))
+        target(f"#15 B p95 <= {FAIR_P95_MS:.0f} ms under A's backlog", p95, "ms",
+               p95 <= FAIR_P95_MS)  # fmt: skip
+        target(f"#15 A drains >= {FAIR_RATIO:.0%} of its rate alone (with B / alone)", share,
+               "", share >= FAIR_RATIO)  # fmt: skip
     api = _largest(sections, lambda name: name == "api")
     consumer = _largest(sections, lambda name: name.startswith("consumer"))
     target("api process < 150 MB (largest)", api, "MB", api < RSS_LIMIT_MB)

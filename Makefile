@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint train migrate openapi bench clean
+.PHONY: install run test test-cluster test-containers lint train migrate openapi bench images clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,15 +16,35 @@ install: $(STAMP)
 ## Start Redis and PostgreSQL (embedded unless REDIS_URL/DATABASE_URL are set), migrate,
 ## train the default model if missing, then run api + consumers + projector until Ctrl-C.
 run: install
-	$(PY) -m infra run
+	$(PY) -m devstack run
 
+## The whole suite; then the integration and end-to-end suites once more on a local Redis
+## Cluster (3 masters, a replica each) with a log of 3 partitions; then, when a Docker engine
+## answers, the integration tests against Redis and PostgreSQL containers (testcontainers),
+## whatever REDIS_URL / DATABASE_URL say. The cluster run leaves out the tests that start
+## clusters of their own.
+CLUSTER_SUITE := tests/integration tests/e2e --ignore=tests/integration/test_local_cluster.py \
+  --ignore=tests/e2e/test_cluster.py --ignore=tests/e2e/test_failover.py
 test: install
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-cluster
+	@if $(PY) -c 'import sys; from devstack.servers import docker_available; sys.exit(not docker_available())'; then \
+	  $(MAKE) --no-print-directory test-containers; \
+	else echo "no Docker engine answers: integration tests against containers skipped"; fi
+
+## The suites of CLUSTER_SUITE on a Redis Cluster of this machine's redis-server processes.
+test-cluster: install
+	TEST_REDIS_CLUSTER=1 TEST_PARTITIONS=3 $(PY) -m pytest $(CLUSTER_SUITE) -p no:cacheprovider
+
+test-containers: install
+	$(PY) -m devstack images --standins
+	env -u REDIS_URL -u DATABASE_URL $(PY) -m pytest tests/integration -p no:cacheprovider
 
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy domain api consumer projector infra classifier bench
+	$(PY) -m mypy domain eventlog readmodel runtime api consumer projector classifier devstack bench
+	$(VENV)/bin/lint-imports --no-cache
 
 train: install
 	$(PY) -m classifier.train
@@ -37,11 +57,16 @@ openapi: install
 	$(PY) -m api openapi --output docs/openapi.json
 
 ## Load a whole InferFlow on this machine (embedded servers unless URLs are set) and report.
-BENCH_ARGS ?= --backlog-jobs 100000 --json .run/bench.json
+BENCH_ARGS ?= --backlog-jobs 100000 --fairness-jobs 100000 --json .run/bench.json
 bench: install
 	mkdir -p .run
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.recovery
+
+## Local stand-ins for the redis, postgres and python images, and the service's image on them,
+## for machines with a Docker engine and no image registry (built once, kept by the engine).
+images: install
+	$(PY) -m devstack images
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

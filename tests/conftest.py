@@ -1,7 +1,8 @@
 """Shared fixtures: real Redis and PostgreSQL servers, isolated per test, and a trained model.
 
 Servers come from the environment (REDIS_URL, DATABASE_URL), else testcontainers when a Docker
-engine answers, else embedded servers (tests/servers.py). Each test gets its own stream prefix
+engine answers, else embedded servers (devstack/servers.py); with TEST_REDIS_CLUSTER=1, Redis is
+a local Redis Cluster of 3 masters with a replica each. Each test gets its own stream prefix
 and its own database cloned from a migrated template, so tests never see each other's data.
 """
 
@@ -9,18 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-from infra.migrations import upgrade
-from infra.names import Names
-from tests import servers
+from devstack import servers
+from devstack.databases import fresh_database, migrated_template
+from devstack.keys import drop_keys
+from eventlog.connection import Client, connect, is_cluster
+from eventlog.names import Names
 
 MODEL_VERSION = "spam-tfidf-lr-v1"
 
@@ -37,39 +37,11 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def _admin(url: str) -> psycopg.Connection:
-    target = make_url(url).set(drivername="postgresql", database="postgres")
-    return psycopg.connect(target.render_as_string(hide_password=False), autocommit=True)
-
-
-def _database_url(url: str, name: str) -> str:
-    target = make_url(url).set(drivername="postgresql+psycopg", database=name)
-    return target.render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def template_database(postgres_url: str) -> Iterator[str]:
     """A database with every migration applied, cloned for each test."""
-    name = f"inferflow_tmpl_{uuid.uuid4().hex[:8]}"
-    with _admin(postgres_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    upgrade(_database_url(postgres_url, name))
-    yield name
-    with _admin(postgres_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def fresh_database(postgres_url: str, template: str) -> Iterator[str]:
-    """A new database cloned from the migrated template, dropped afterwards."""
-    name = f"inferflow_test_{uuid.uuid4().hex[:12]}"
-    with _admin(postgres_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield _database_url(postgres_url, name)
-    finally:
-        with _admin(postgres_url) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_template(postgres_url) as name:
+        yield name
 
 
 @pytest.fixture
@@ -90,15 +62,15 @@ def names() -> Names:
     return Names(f"test-{uuid.uuid4().hex[:12]}")
 
 
-def drop_keys(client: redis.Redis, names: Names) -> None:
-    keys = list(client.scan_iter(match=f"{names.prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+@pytest.fixture(scope="session")
+def redis_cluster(redis_url: str) -> bool:
+    """Whether the tests run on a Redis Cluster (TEST_REDIS_CLUSTER=1)."""
+    return is_cluster(redis_url)
 
 
 @pytest.fixture
-def redis_client(redis_url: str, names: Names) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def redis_client(redis_url: str, redis_cluster: bool, names: Names) -> Iterator[Client]:
+    client = connect(redis_url, redis_cluster)
     yield client
     drop_keys(client, names)
     client.close()

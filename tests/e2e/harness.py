@@ -2,102 +2,89 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
+import asyncio
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from infra.names import Names
+from api.keys import KeyStore, parse_scopes
+from devstack.roles import REPO_ROOT, Roles, side_by_side
+from domain.tenants import DEFAULT_TENANT
+from eventlog.connection import Client, connect, is_cluster
+from eventlog.entries import Entry, range_entries
+from eventlog.lanes import known_lanes
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 TERMINAL = ("succeeded", "failed")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Service(Roles):
+    """The roles of one test's stack, each logging to its file, with the HTTP calls of tests.
 
+    `http` sends an admin key of the default tenant, as a user of `make run` would;
+    `client_of` makes clients of other tenants and scopes."""
 
-class Service:
-    """api, consumers and projector as child processes sharing one environment."""
+    def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
+        super().__init__(side_by_side(env), log_dir)
+        self._clients: list[httpx.Client] = []
+        self.admin_key = self.new_key(DEFAULT_TENANT, "admin")
+        self.http = self.client(self.admin_key)
 
-    def __init__(self, env: dict[str, str], log_dir: Path, names: Names) -> None:
-        self.names = names
-        self.port = free_port()
-        self.env = {**os.environ, **env, "API_PORT": str(self.port), "API_HOST": "127.0.0.1"}
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.http = httpx.Client(base_url=self.url, timeout=10)
+    def new_key(self, tenant: str, *scopes: str, **limits: Any) -> str:
+        """A new key of `tenant` with `scopes`, made in the stack's database."""
 
-    def start(self, role: str, name: str | None = None, **env: str) -> None:
-        name = name or role
-        extra = {"CONSUMER_NAME": name} if role == "consumer" else {}
-        log = (self.log_dir / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", role],
-            cwd=ROOT,
-            env={**self.env, **extra, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        if role == "api":
-            self.wait_healthy()
-
-    def start_all(self, consumers: int = 2) -> None:
-        self.start("projector")
-        for i in range(consumers):
-            self.start("consumer", f"consumer-{i}")
-        self.start("api")
-
-    def wait_healthy(self, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.procs["api"].poll() is not None:
-                raise RuntimeError(f"api exited:\n{self.logs('api')}")
+        async def create() -> str:
+            engine = create_async_engine(self.env["DATABASE_URL"])
             try:
-                if self.http.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"api not healthy after {timeout_s} s:\n{self.logs('api')}")
+                store = KeyStore(engine)
+                _record, key = await store.create(tenant, parse_scopes(scopes), "test", **limits)
+                return key
+            finally:
+                await engine.dispose()
 
-    def kill(self, name: str) -> None:
-        self.signal(name, signal.SIGKILL)
+        return asyncio.run(create())
 
-    def stop(self, name: str, timeout_s: float = 15) -> int:
-        self.procs[name].send_signal(signal.SIGTERM)
-        return self.procs[name].wait(timeout_s)
+    def client(self, key: str | None) -> httpx.Client:
+        """An HTTP client of the API sending `key` (none: no Authorization)."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(base_url=self.url, timeout=10, headers=headers)
+        self._clients.append(client)
+        return client
 
-    def signal(self, name: str, signum: int) -> None:
-        proc = self.procs[name]
-        proc.send_signal(signum)
-        if signum == signal.SIGKILL:
-            proc.wait(10)
-
-    def logs(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    def client_of(self, tenant: str, *scopes: str) -> httpx.Client:
+        """A client with a new key of `tenant` (scopes submit and read unless named)."""
+        return self.client(self.new_key(tenant, *(scopes or ("submit", "read"))))
 
     def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.http.close()
+        self.stop_all()
+        for client in self._clients:
+            client.close()
+
+    @property
+    def partitions(self) -> int:
+        return int(self.env.get("PARTITIONS", "1"))
+
+    def redis(self) -> Client:
+        """A client of the stack's Redis (a cluster's, when it is one); the caller closes it."""
+        url = self.env["REDIS_URL"]
+        return connect(url, is_cluster(url))
+
+    def log(self) -> list[Entry]:
+        """Every entry of every lane of every partition, lane by lane, each lane in order."""
+        client = self.redis()
+        try:
+            return [
+                entry
+                for p in range(self.partitions)
+                for lane in known_lanes(client, self.names, p)
+                for entry in range_entries(client.xrange(self.names.lane(p, lane)))
+            ]
+        finally:
+            client.close()
 
     def submit(
         self, text: str, headers: dict[str, str] | None = None, **extra: object

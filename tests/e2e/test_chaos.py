@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from collections import Counter
 
-import httpx
 import pytest
-import redis
 from sqlalchemy import create_engine, select
 
+from devstack.servers import embedded_postgres, embedded_redis
 from domain.events import JobRequested, decode, is_terminal
 from domain.job import fold
-from infra.migrations import upgrade
-from infra.schema import jobs, projector_checkpoints
-from projector.rows import to_state
+from readmodel.migrations import upgrade
+from readmodel.rows import to_state
+from readmodel.tables import jobs
 from tests.e2e.harness import Service
-from tests.servers import embedded_postgres, embedded_redis
+from tests.e2e.load import PlainLoad
 
 pytestmark = pytest.mark.e2e
 
@@ -35,43 +33,6 @@ TEXTS = (
     "[[sleep_ms:30]] the parcel will arrive on monday",
     "[[permanent]] this one always fails",
 )
-
-
-class Load:
-    """Submits jobs at a steady pace from a thread; keeps the ids that got a 202."""
-
-    def __init__(self, url: str, per_second: float = 40) -> None:
-        self.accepted: list[str] = []
-        self.refused = 0
-        self.unexpected: list[str] = []
-        self._url, self._pause_s = url, 1 / per_second
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=5) as client:
-            i = 0
-            while not self._stop.wait(self._pause_s):
-                i += 1
-                try:
-                    reply = client.post("/v1/inference", json={"text": TEXTS[i % len(TEXTS)]})
-                except httpx.TransportError:
-                    self.refused += 1  # the API is down: no 202, no promise
-                    continue
-                if reply.status_code == 202:
-                    self.accepted.append(reply.json()["job_id"])
-                elif reply.status_code == 503:
-                    self.refused += 1
-                else:
-                    self.unexpected.append(f"{reply.status_code} {reply.text}")
 
 
 def faults(service: Service, redis_server, postgres_server) -> dict:
@@ -93,12 +54,9 @@ def faults(service: Service, redis_server, postgres_server) -> dict:
     }
 
 
-def read_log(url: str, names) -> list:
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        return [(entry_id, decode(fields)) for entry_id, fields in client.xrange(names.events)]
-    finally:
-        client.close()
+def read_log(service: Service) -> list:
+    """Every partition's events (the suite runs on one partition and on several)."""
+    return [(entry_id, decode(fields)) for entry_id, fields in service.log()]
 
 
 def wait_for(condition, timeout_s: float, what: str) -> None:
@@ -124,7 +82,7 @@ def test_nothing_is_lost_or_doubled_whatever_dies(make_service, tmp_path):
         service.start_all(consumers=2)
         plan = list(faults(service, redis_server, pg_server).items())
         rng.shuffle(plan)
-        with Load(service.url) as load:
+        with PlainLoad(service.url, service.admin_key, TEXTS) as load:
             for name, fault in plan:
                 time.sleep(rng.uniform(0.3, 1.5))
                 print(f"fault: {name}")
@@ -134,21 +92,19 @@ def test_nothing_is_lost_or_doubled_whatever_dies(make_service, tmp_path):
         assert len(load.accepted) > 50, f"too little load got through (seed {seed})"
 
         def outcomes() -> Counter:
-            return Counter(
-                e.job_id for _, e in read_log(redis_server.url, service.names) if is_terminal(e)
-            )
+            return Counter(e.job_id for _, e in read_log(service) if is_terminal(e))
 
         try:
             wait_for(lambda: set(load.accepted) <= set(outcomes()), 60, f"outcomes (seed {seed})")
         except AssertionError:
             missing = set(load.accepted) - set(outcomes())
-            log = read_log(redis_server.url, service.names)
+            log = read_log(service)
             for job in sorted(missing)[:3]:
                 print(job, [(i, type(e).__name__) for i, e in log if e.job_id == job])
             for name in service.procs:
                 print(f"--- {name}\n{service.logs(name)[-1500:]}")
             raise
-        log = read_log(redis_server.url, service.names)
+        log = read_log(service)
         requested = [e.job_id for _, e in log if isinstance(e, JobRequested)]
         terminal = outcomes()
         assert len(requested) == len(set(requested)), "a job was requested twice"
@@ -158,15 +114,15 @@ def test_nothing_is_lost_or_doubled_whatever_dies(make_service, tmp_path):
         assert max(terminal.values()) == 1, f"a job has two outcomes (seed {seed})"
 
         engine = create_engine(pg_server.url)
-        last_id = read_log(redis_server.url, service.names)[-1][0]
+        expected = fold(event for _, event in read_log(service))
 
-        def projected() -> bool:
-            query = select(projector_checkpoints.c.last_entry_id)
+        def rows() -> dict:
             with engine.connect() as conn:
-                return conn.execute(query).scalar() == last_id
+                found = conn.execute(select(jobs)).mappings()
+                return {str(r["job_id"]): to_state(r) for r in found}
 
-        wait_for(projected, 30, "the projector to catch up")
-        with engine.connect() as conn:
-            rows = {str(r["job_id"]): to_state(r) for r in conn.execute(select(jobs)).mappings()}
-        engine.dispose()
-        assert rows == fold(event for _, event in read_log(redis_server.url, service.names))
+        # Every job is terminal now, so the log is done changing: the projector must reach it.
+        try:
+            wait_for(lambda: rows() == expected, 30, "the projection to equal the fold of the log")
+        finally:
+            engine.dispose()

@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import redis
 
-from api.routes.inference import KEY_HEADER, REPLAY_HEADER
+from api.submission import KEY_HEADER, REPLAY_HEADER
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import Service
 
@@ -50,12 +49,7 @@ def post(api: Service, content: bytes, headers: dict | None = None) -> httpx.Res
 
 
 def requested_events(api: Service) -> list[dict[str, str]]:
-    client = redis.Redis.from_url(api.env["REDIS_URL"], decode_responses=True)
-    try:
-        entries = client.xrange(api.names.events)
-    finally:
-        client.close()
-    return [fields for _, fields in entries if fields["type"] == "JobRequested"]
+    return [fields for _, fields in api.log() if fields["type"] == "JobRequested"]
 
 
 # Idempotency-Key
@@ -65,10 +59,11 @@ def test_concurrent_requests_with_one_key_create_one_job(make_service: ServiceFa
     api = make_service()  # its own stream, so every JobRequested in it is from this test
     api.start("api")
     key = {KEY_HEADER: f"race-{uuid.uuid4()}"}
+    auth = {"Authorization": f"Bearer {api.admin_key}"}
     start = threading.Barrier(CONCURRENT)
 
     def send(_: int) -> httpx.Response:
-        with httpx.Client(base_url=api.url, timeout=30) as client:
+        with httpx.Client(base_url=api.url, timeout=30, headers=auth) as client:
             client.get("/health")  # connect first, so the barrier releases requests, not dials
             start.wait()
             return client.post("/v1/inference", json={"text": "one job only"}, headers=key)
@@ -76,7 +71,8 @@ def test_concurrent_requests_with_one_key_create_one_job(make_service: ServiceFa
     with ThreadPoolExecutor(CONCURRENT) as pool:
         responses = list(pool.map(send, range(CONCURRENT)))
 
-    assert [r.status_code for r in responses] == [202] * CONCURRENT
+    refused = [r.text for r in responses if r.status_code != 202]
+    assert refused == [], refused
     assert len({r.json()["job_id"] for r in responses}) == 1
     replays = [r for r in responses if r.headers.get(REPLAY_HEADER) == "true"]
     assert len(replays) == CONCURRENT - 1
@@ -235,6 +231,7 @@ def test_a_chunked_body_over_the_limit_is_413(api: Service):
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(api: Service):
     head = (
         "POST /v1/inference HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {api.admin_key}\r\n"
         f"Content-Length: {10 * MAX_BODY_BYTES}\r\n\r\n"
     )
     answer = b""
@@ -270,16 +267,27 @@ def test_an_unknown_path_is_404_problem(api: Service):
     is_problem(api.http.get("/v2/nothing"), 404, "http-404")
 
 
-def test_malformed_job_ids_are_404_without_a_database_read(make_service: ServiceFactory):
-    # PostgreSQL unreachable: a read that reached it would be 503, not 404.
-    nowhere = "postgresql+psycopg://postgres@127.0.0.1:9/nowhere"
-    api = make_service(DATABASE_URL=nowhere, DEPENDENCY_TIMEOUT_MS="500")
-    api.start("api")
-    for job_id in ("not-an-id", "0" * 36, "01A2222C-2F5B-772F-B08B-C988CDC0BB63", "' OR 1=1 --"):
-        is_problem(api.http.get(f"/v1/jobs/{job_id}"), 404, "http-404")
-    unknown = api.http.get(f"/v1/jobs/{uuid.uuid4()}")
-    is_problem(unknown, 503, "dependency-unavailable")
-    assert unknown.headers["Retry-After"]
+def test_malformed_job_ids_are_404_without_a_database_read(make_service: ServiceFactory, tmp_path):
+    from devstack.servers import embedded_postgres
+    from readmodel.migrations import upgrade
+
+    with embedded_postgres(tmp_path) as server:
+        upgrade(server.url)
+        # The key and its tenant's limits are read from PostgreSQL once, while it is up, and
+        # kept AUTH_CACHE_MS (long here), as those of a client that has been using its key.
+        api = make_service(
+            DATABASE_URL=server.url, DEPENDENCY_TIMEOUT_MS="500", AUTH_CACHE_MS="60000"
+        )
+        api.start("api")
+        is_problem(api.http.get(f"/v1/jobs/{uuid.uuid4()}"), 404, "http-404")
+        # PostgreSQL down: a read of a job that reached it would be 503, not 404.
+        server.kill()
+        malformed = ("not-an-id", "0" * 36, "01A2222C-2F5B-772F-B08B-C988CDC0BB63", "' OR 1=1 --")
+        for job_id in malformed:
+            is_problem(api.http.get(f"/v1/jobs/{job_id}"), 404, "http-404")
+        unknown = api.http.get(f"/v1/jobs/{uuid.uuid4()}")
+        is_problem(unknown, 503, "dependency-unavailable")
+        assert unknown.headers["Retry-After"]
 
 
 # The published description
@@ -291,7 +299,10 @@ def test_the_description_publishes_the_limits_and_why_there_is_no_409(api: Servi
     assert f"{MAX_BODY_BYTES} bytes" in spec["info"]["description"]
     assert "409" in spec["info"]["description"]
     submit = spec["paths"]["/v1/inference"]["post"]
-    assert set(submit["responses"]) == {"200", "202", "400", "413", "415", "422", "500", "503"}
+    # 401 without a key, 403 without the submit scope, 429 past a rate limit.
+    assert set(submit["responses"]) == {
+        *("200", "202", "400", "401", "403", "413", "415", "422", "429", "500", "503")
+    }
     assert "409" not in submit["responses"]
     assert set(submit["responses"]["202"]["headers"]) == {
         "Location",

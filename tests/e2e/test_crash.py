@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 from sqlalchemy import create_engine, select
 
 from domain.events import decode, is_terminal
 from domain.job import fold
-from infra.schema import jobs
-from projector.rows import to_state
+from readmodel.rows import to_state
+from readmodel.tables import jobs
 from tests.e2e.harness import Service
 
 pytestmark = pytest.mark.e2e
@@ -34,9 +33,7 @@ def test_killed_workers_and_projector_lose_and_double_nothing(make_service):
     for job_id in job_ids:
         assert service.wait_terminal(job_id, timeout_s=60)["status"] == "succeeded"
 
-    client = redis.Redis.from_url(service.env["REDIS_URL"], decode_responses=True)
-    log = [decode(fields) for _, fields in client.xrange(service.names.events)]
-    client.close()
+    log = [decode(fields) for _, fields in service.log()]
     terminal = [event.job_id for event in log if is_terminal(event)]
     assert sorted(terminal) == sorted(job_ids), "each job has exactly one terminal event"
 

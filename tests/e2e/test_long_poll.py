@@ -6,10 +6,9 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
-from api.routes.inference import KEY_HEADER, REPLAY_HEADER
+from api.submission import KEY_HEADER, REPLAY_HEADER
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import TERMINAL, Service
 
@@ -156,7 +155,7 @@ def test_a_long_poll_for_an_unknown_job_is_404_at_once(running: Service):
 
 
 def test_a_long_poll_survives_a_redis_restart(make_service: ServiceFactory, tmp_path):
-    from tests.servers import embedded_redis
+    from devstack.servers import embedded_redis
 
     with embedded_redis(tmp_path) as server, ThreadPoolExecutor(1) as pool:
         service = make_service(redis_url=server.url)
@@ -166,8 +165,8 @@ def test_a_long_poll_survives_a_redis_restart(make_service: ServiceFactory, tmp_
 
         def long_poll() -> tuple[dict, float]:
             began = time.monotonic()
-            with httpx.Client(base_url=service.url, timeout=90) as client:
-                response = client.get(f"/v1/jobs/{job_id}", params={"wait": 60})
+            with service.client(service.admin_key) as client:
+                response = client.get(f"/v1/jobs/{job_id}", params={"wait": 60}, timeout=90)
             return response.json(), time.monotonic() - began
 
         waiting = pool.submit(long_poll)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import Service
 
@@ -164,10 +165,13 @@ def test_metrics_count_submissions_outcomes_and_latency(service: Service):
     job_id = accepted(service.submit("metrics please"))
     service.wait_terminal(job_id)
     text = service.http.get("/metrics").text
-    submitted = [
-        line for line in text.splitlines() if line.startswith("inferflow_jobs_submitted_total ")
-    ]
-    assert submitted and float(submitted[0].split()[1]) >= 1
+    submitted = {
+        sample.labels["tenant"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "inferflow_jobs_submitted_total"
+    }
+    assert submitted.get("default", 0) >= 1, submitted  # counted by tenant
     assert 'inferflow_jobs{status="succeeded"}' in text
     assert "inferflow_http_request_duration_seconds_bucket{" in text
     assert 'route="/v1/inference"' in text

@@ -45,9 +45,10 @@ def test_a_terminated_api_answers_what_it_accepted_and_loses_nothing(make_servic
     accepted: list[str] = []
     statuses: list[int] = []
     stop = threading.Event()
+    auth = {"Authorization": f"Bearer {service.admin_key}"}
 
     def submit_until_refused() -> None:
-        with httpx.Client(base_url=service.url, timeout=5) as client:
+        with httpx.Client(base_url=service.url, timeout=5, headers=auth) as client:
             while not stop.is_set():
                 try:
                     reply = client.post("/v1/inference", json={"text": "see you at ten"})

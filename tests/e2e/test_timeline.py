@@ -43,7 +43,9 @@ def api(workers: Service):
     paths = {getattr(route, "path", None) for route in app.routes}
     if "/v1/jobs/{job_id}/events" not in paths:
         app.include_router(events.router)
-    with TestClient(app) as client:
+    # The workers' database holds the stack's admin key, which this in-process API reads too.
+    auth = {"Authorization": f"Bearer {workers.admin_key}"}
+    with TestClient(app, headers=auth) as client:
         yield client
 
 

@@ -109,3 +109,13 @@ def test_a_request_without_traceparent_starts_a_sampled_trace(traced: Service):
     assert submit["parent_id"] is None
     assert infer["context"]["trace_id"] == submit["context"]["trace_id"] != f"0x{TRACE_ID}"
     assert infer["parent_id"] == submit["context"]["span_id"]
+
+
+def test_no_span_holds_an_api_key(traced: Service):
+    job_id = traced.submit("key check", headers={"traceparent": TRACEPARENT}).json()["job_id"]
+    traced.wait_terminal(job_id)
+    time.sleep(0.5)  # the exporters' last lines
+    spans_dir: Path = traced.spans_dir  # type: ignore[attr-defined]
+    written = "".join(path.read_text() for path in spans_dir.glob("*.jsonl"))
+    assert written and traced.admin_key not in written
+    assert traced.admin_key[4:20] not in written and "Bearer" not in written

@@ -16,7 +16,9 @@ from projector.store import SMALL_BATCH, ProjectionStore
 
 @pytest.fixture
 def make_projector(redis_url, database_url, names, redis_client, engine):
-    def build(read_count: int = 500, small_batch: int = SMALL_BATCH, **extra) -> Projector:
+    def build(
+        read_count: int = 500, small_batch: int = SMALL_BATCH, partition: int = 0, **extra
+    ) -> Projector:
         settings = ProjectorSettings(
             redis_url=redis_url,
             database_url=database_url,
@@ -25,7 +27,7 @@ def make_projector(redis_url, database_url, names, redis_client, engine):
             read_block_ms=10,
             **extra,
         )
-        store = ProjectionStore(engine, "jobs", small_batch=small_batch)
+        store = ProjectionStore(engine, "jobs", small_batch=small_batch, partition=partition)
         return Projector(settings, redis_client, store)
 
     return build
@@ -33,10 +35,15 @@ def make_projector(redis_url, database_url, names, redis_client, engine):
 
 @pytest.fixture
 def make_rebuild(engine, redis_client, names):
-    def build(batch: int = 50, **options) -> Rebuild:
+    def build(batch: int = 50, partitions: int = 1, **options) -> Rebuild:
         reports: list[str] = []
         rebuild = Rebuild(
-            engine, redis_client, names, RebuildOptions(batch=batch, **options), reports.append
+            engine,
+            redis_client,
+            names,
+            RebuildOptions(batch=batch, **options),
+            range(partitions),
+            report=reports.append,
         )
         rebuild.reports = reports  # type: ignore[attr-defined]
         return rebuild

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from infra.schema import events
+from readmodel.tables import events
 
 
 def archived(engine) -> list[tuple[str, dict]]:

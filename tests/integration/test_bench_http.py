@@ -1,4 +1,5 @@
-"""The load generator against real servers: a tiny local one, and the reference app on Redis."""
+"""The load generator against real servers: a tiny local one, the reference app on Redis, and
+a bench stack's API with the key the bench made for it."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 import redis
 
 from bench import loadgen
-from bench.clients import Plan, send
+from bench.clients import Plan, bearer, send
 from bench.http import Connection
-from bench.stack import reference_server
+from bench.stack import reference_server, running_stack
 from bench.tally import Tally
+from tests.support import one_server
 
 
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list) -> None:
-    """Answers by path: /ok (with the connection's number), /close, /slow, /hangup."""
+    """Answers by path: /ok (with the connection's number and the request's header lines),
+    /close, /slow, /hangup."""
     seen.append(writer)
     number = len(seen)
     try:
@@ -34,7 +38,8 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, see
                 break
             if path == "/slow":
                 await asyncio.sleep(1)
-            body = json.dumps({"connection": number}).encode()
+            headers = [line for line in lines[1:] if line]
+            body = json.dumps({"connection": number, "headers": headers}).encode()
             close = b"Connection: close\r\n" if path == "/close" else b""
             writer.write(b"HTTP/1.1 200 OK\r\n" + close)
             writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -45,12 +50,15 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, see
     writer.close()
 
 
-def with_server(test: Callable[[Connection, list], Awaitable[None]]) -> None:
+def with_server(
+    test: Callable[[Connection, list], Awaitable[None]],
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
     async def run() -> None:
         seen: list = []
         server = await asyncio.start_server(lambda r, w: _serve(r, w, seen), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        conn = Connection("127.0.0.1", port, timeout_s=0.3)
+        conn = Connection("127.0.0.1", port, timeout_s=0.3, headers=headers)
         try:
             await test(conn, seen)
         finally:
@@ -66,6 +74,15 @@ def test_requests_share_one_keep_alive_connection():
         assert [r.json()["connection"] for r in replies] == [1, 1, 1]
 
     with_server(test)
+
+
+def test_the_connections_headers_go_with_every_request_before_its_own():
+    async def test(conn: Connection, seen: list) -> None:
+        for _ in range(2):  # on a reopened connection too
+            reply = await conn.request("GET", "/close", headers=(("Prefer", "wait=1"),))
+            assert reply.json()["headers"][1:] == ["Authorization: Bearer ifk_k", "Prefer: wait=1"]
+
+    with_server(test, bearer("ifk_k"))
 
 
 def test_connection_close_is_obeyed_and_the_next_request_reconnects():
@@ -109,6 +126,7 @@ def reference(redis_url: str):
         yield url
 
 
+@one_server("the reference endpoint is a bare append to one server's stream")
 def test_load_processes_drive_the_reference_endpoint(reference: str, redis_url: str):
     single = loadgen.run(
         Plan(reference, "submit", range(300), clients=6, path="/append", keep_ids=False), 2
@@ -126,3 +144,26 @@ def test_load_processes_drive_the_reference_endpoint(reference: str, redis_url: 
         assert client.xlen(STREAM) == 1 + 300 + 250  # the warm-up append, then the load
     finally:
         client.close()
+
+
+def test_a_bench_stack_makes_an_admin_key_and_its_load_sends_it(
+    redis_url: str, postgres_url: str, tmp_path, monkeypatch
+):
+    # The session's servers, whatever they are: running_stack takes them from the environment.
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    monkeypatch.delenv("TEST_REDIS_CLUSTER", raising=False)
+    with running_stack(tmp_path, roles=("api",)) as service:
+        keyed = Plan(service.url, "submit", range(20), clients=2, api_key=service.api_key)
+        batched = Plan(service.url, "batch", range(30), path="/v1/inference/batch",
+                       batch_size=10, api_key=service.api_key)  # fmt: skip
+        accepted, in_batches = loadgen.run(keyed, 2), loadgen.run(batched)
+        keyless = loadgen.run(Plan(service.url, "submit", range(3), keep_ids=False))
+        reads = [
+            httpx.get(f"{service.url}/v1/jobs/{job_id}", headers=service.headers, timeout=10)
+            for job_id in accepted.accepted[:3]
+        ]
+    assert (accepted.accepted_count, accepted.refused_count, accepted.failures) == (20, 0, 0)
+    assert (in_batches.accepted_count, in_batches.refused_count) == (30, 0)
+    assert dict(keyless.refused) == {401: 3}
+    assert [r.status_code for r in reads] == [200, 200, 200]

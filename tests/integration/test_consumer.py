@@ -14,7 +14,8 @@ import redis
 
 from consumer.worker import Worker
 from domain.events import JobFailed, JobRetrying, JobSucceeded, decode, is_terminal
-from infra.names import Names
+from eventlog.lanes import DEFAULT_LANE
+from eventlog.names import Names
 from tests.support import event_types, job_events, submit
 
 SPAM = "limited time offer, click now to claim your free prize"
@@ -32,7 +33,7 @@ def drain(worker: Worker) -> None:
 
 
 def pending(client: redis.Redis, names: Names) -> int:
-    return client.xpending(names.events, names.workers_group)["pending"]
+    return client.xpending(names.events(0), names.workers_group)["pending"]
 
 
 def test_a_job_succeeds_and_every_entry_is_acknowledged(make_worker, redis_client, names):
@@ -127,9 +128,9 @@ def test_unknown_model_version_fails_the_job(make_worker, redis_client, names):
 def test_undecodable_request_fails_its_job(make_worker, redis_client, names):
     worker = make_worker()
     job_id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
-    redis_client.xadd(names.events, {"type": "JobRequested", "v": "1", "job_id": job_id})
+    redis_client.xadd(names.events(0), {"type": "JobRequested", "v": "1", "job_id": job_id})
     drain(worker)
-    entries = redis_client.xrange(names.events)
+    entries = redis_client.xrange(names.events(0))
     assert [fields["type"] for _, fields in entries] == ["JobRequested", "JobFailed"]
     failed = decode(entries[1][1])
     assert isinstance(failed, JobFailed) and failed.job_id == job_id
@@ -144,7 +145,7 @@ def test_a_dead_consumers_job_is_claimed_and_finished_exactly_once(
     rescuer = make_worker("c2", claim_idle_ms=100, claim_interval_ms=10)
     job_id = submit(redis_client, names, SPAM)
     # c1 takes the entry and dies before finishing: it stays pending for c1.
-    redis_client.xreadgroup(names.workers_group, "c1", {names.events: ">"}, count=1)
+    redis_client.xreadgroup(names.workers_group, "c1", {names.events(0): ">"}, count=1)
     assert pending(redis_client, names) == 1
     time.sleep(0.15)
     drain(rescuer)
@@ -160,9 +161,9 @@ def test_a_slow_consumer_that_lost_its_entry_cannot_write_a_second_outcome(
     job_id = submit(redis_client, names, "[[sleep_ms:400]] " + SPAM)
     slow = make_worker("slow", claim_idle_ms=100, claim_interval_ms=10)
     fast = make_worker("fast", claim_idle_ms=100, claim_interval_ms=10)
-    entries = slow._read_new(16)  # slow takes the job ...
+    entries = slow.group.lane(DEFAULT_LANE).read(16, 10)  # slow takes the job ...
     assert len(entries) == 1
-    worker_thread = threading.Thread(target=slow.process, args=(entries,))
+    worker_thread = threading.Thread(target=slow.process, args=({DEFAULT_LANE: entries},))
     worker_thread.start()  # ... and is still predicting when fast claims the idle entry
     time.sleep(0.2)
     drain(fast)
@@ -175,13 +176,21 @@ def test_a_slow_consumer_that_lost_its_entry_cannot_write_a_second_outcome(
 
 
 def test_a_live_consumers_long_job_is_not_claimed(make_worker, redis_client, names):
-    job_id = submit(redis_client, names, "[[sleep_ms:900]] " + SPAM)
-    busy = make_worker("busy", claim_idle_ms=300, inference_timeout_ms=5000)
-    other = make_worker("other", claim_idle_ms=300, claim_interval_ms=10)
+    # Three idle windows long; the heartbeat beats three times a window, so one beat late on a
+    # busy machine (or a slower cluster client) still keeps the entry.
+    job_id = submit(redis_client, names, "[[sleep_ms:1800]] " + SPAM)
+    busy = make_worker("busy", claim_idle_ms=600, inference_timeout_ms=5000)
+    other = make_worker("other", claim_idle_ms=600, claim_interval_ms=10)
     busy.held.start()
     thread = threading.Thread(target=busy.poll_once)
     thread.start()
-    deadline = time.monotonic() + 1.2
+    # Only once busy holds the job: a read of other's before busy's would simply take it.
+    while not any(
+        c["name"] == "busy" and c["pending"]
+        for c in redis_client.xinfo_consumers(names.events(0), names.workers_group)
+    ):
+        time.sleep(0.005)
+    deadline = time.monotonic() + 2.2
     while time.monotonic() < deadline:  # other keeps looking for idle entries meanwhile
         other.poll_once()
     thread.join()
@@ -195,15 +204,15 @@ def test_a_live_consumers_long_job_is_not_claimed(make_worker, redis_client, nam
 def test_a_request_delivered_too_often_is_dead_lettered_and_can_be_redriven(
     make_worker, redis_client, names
 ):
-    from consumer import deadletters
+    from eventlog import deadletters
 
     worker = make_worker("w", claim_idle_ms=100, claim_interval_ms=10, max_deliveries=3)
     job_id = submit(redis_client, names, SPAM)
-    (entry_id, _), *_ = redis_client.xrange(names.events)
+    (entry_id, _), *_ = redis_client.xrange(names.events(0))
     # Three consumers took the entry in turn and died: three deliveries.
-    redis_client.xreadgroup(names.workers_group, "ghost-1", {names.events: ">"}, count=1)
+    redis_client.xreadgroup(names.workers_group, "ghost-1", {names.events(0): ">"}, count=1)
     for ghost in ("ghost-2", "ghost-3"):
-        redis_client.xclaim(names.events, names.workers_group, ghost, 0, [entry_id])
+        redis_client.xclaim(names.events(0), names.workers_group, ghost, 0, [entry_id])
     time.sleep(0.15)
     drain(worker)  # the fourth delivery goes over the limit
     failed = job_events(redis_client, names, job_id)[-1]
@@ -211,16 +220,18 @@ def test_a_request_delivered_too_often_is_dead_lettered_and_can_be_redriven(
     assert failed.error_type == "DeliveryLimitExceededError"
     assert failed.error.startswith("delivered 4 times without finishing (limit 3)")
     assert pending(redis_client, names) == 0
-    letters = deadletters.list_letters(redis_client, names)
+    letters = deadletters.list_letters(redis_client, names, [0])
     assert [(letter.job_id, letter.deliveries) for letter in letters] == [(job_id, 4)]
     assert letters[0].request is not None and letters[0].request.text == SPAM
 
-    [(redriven, new_job)] = deadletters.redrive(redis_client, names, [letters[0].entry_id], 3600)
+    [(redriven, new_job)] = deadletters.redrive(
+        redis_client, names, [0], [letters[0].entry_id], 3600
+    )
     assert redriven.entry_id == letters[0].entry_id
     assert new_job != job_id
     drain(worker)
     assert job_events(redis_client, names, new_job)[-1].label == "spam"
-    assert deadletters.list_letters(redis_client, names) == []
+    assert deadletters.list_letters(redis_client, names, [0]) == []
     assert event_types(job_events(redis_client, names, job_id)).count("JobFailed") == 1
 
 
@@ -247,16 +258,17 @@ def test_a_stopping_consumer_hands_back_what_it_has_not_started(make_worker, red
 def test_a_batch_interrupted_by_an_error_is_not_kept_alive(make_worker, redis_client, names):
     worker = make_worker("w", claim_idle_ms=200, claim_interval_ms=10, batch_max_size=5)
     jobs = [submit(redis_client, names, f"note {i}") for i in range(3)]
-    original = worker.outcomes.finish_all
+    lane = worker.group.lane(DEFAULT_LANE)
+    original = lane.finish_all
 
     def redis_dies(*_args, **_kwargs):
         raise redis.ConnectionError("connection lost")
 
-    worker.outcomes.finish_all = redis_dies
+    lane.finish_all = redis_dies
     with pytest.raises(redis.ConnectionError):
         worker.poll_once()
     assert pending(redis_client, names) == 3
-    worker.outcomes.finish_all = original
+    lane.finish_all = original
     worker.held.start()
     time.sleep(0.3)  # a heartbeat would keep the entries from ever looking idle
     drain(worker)
@@ -265,12 +277,12 @@ def test_a_batch_interrupted_by_an_error_is_not_kept_alive(make_worker, redis_cl
 
 
 def test_the_dead_letters_command_lists_and_redrives(redis_url, redis_client, names):
-    from consumer.deadletters import dead_letter_fields
+    from eventlog.deadletters import dead_letter_fields
 
     job_id = submit(redis_client, names, SPAM)
-    (entry_id, fields), *_ = redis_client.xrange(names.events)
+    (entry_id, fields), *_ = redis_client.xrange(names.events(0))
     letter = dead_letter_fields(entry_id, fields, 6, "delivered 6 times", datetime.now(UTC))
-    letter_id = redis_client.xadd(names.dead_letters, letter)
+    letter_id = redis_client.xadd(names.dead_letters(0), letter)
     env = {**os.environ, "REDIS_URL": redis_url, "STREAM_PREFIX": names.prefix}
 
     def command(*args: str) -> str:
@@ -285,10 +297,10 @@ def test_the_dead_letters_command_lists_and_redrives(redis_url, redis_client, na
         return done.stdout
 
     listing = command("list")
-    assert f"{letter_id}  job {job_id}  deliveries 6" in listing
+    assert f"0/{letter_id}  job {job_id}  deliveries 6" in listing
     assert "1 dead letters" in listing
     redriven = command("redrive", "--all")
-    assert f"{letter_id}  job {job_id} -> new job " in redriven
-    assert redis_client.xlen(names.dead_letters) == 0
+    assert f"0/{letter_id}  job {job_id} -> new job " in redriven
+    assert redis_client.xlen(names.dead_letters(0)) == 0
     new_job = redriven.split("-> new job ")[1].split()[0]
     assert job_events(redis_client, names, new_job)[0].text == SPAM

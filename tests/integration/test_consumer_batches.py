@@ -15,7 +15,9 @@ from classifier.registry import Classifier, ModelManifest, ModelRegistry, Predic
 from consumer.inference import InferenceRunner, Timed
 from consumer.worker import Worker
 from domain.events import JobFailed, JobSucceeded, decode, is_terminal
-from infra.names import Names
+from eventlog import group as group_module
+from eventlog.lanes import DEFAULT_LANE
+from eventlog.names import Names
 from tests.support import event_types, job_events, log_events, submit
 
 TEXTS = [f"message {i}: limited offer, call now" for i in range(10)]
@@ -88,7 +90,7 @@ def drain(worker: Worker) -> None:
 
 
 def pending(client: redis.Redis, names: Names) -> int:
-    return client.xpending(names.events, names.workers_group)["pending"]
+    return client.xpending(names.events(0), names.workers_group)["pending"]
 
 
 def test_a_batch_is_one_prediction_with_one_start_and_one_outcome_per_job(
@@ -111,13 +113,14 @@ def test_a_batch_is_one_prediction_with_one_start_and_one_outcome_per_job(
 def spy_on_start(worker: Worker) -> list[tuple[int, int]]:
     """(JobStarted events, acknowledgements) of every start round trip from now on."""
     calls: list[tuple[int, int]] = []
-    start = worker.outcomes.start
+    lane = worker.group.lane(DEFAULT_LANE)
+    start = lane.append_and_ack
 
     def spy(events, ack_ids):
         calls.append((len(events), len(ack_ids)))
         start(events, ack_ids)
 
-    worker.outcomes.start = spy
+    lane.append_and_ack = spy
     return calls
 
 
@@ -233,19 +236,26 @@ def test_each_model_version_is_one_prediction(
     assert outcomes[4].error_type == "UnknownModelVersionError"
 
 
-def test_a_wait_gathers_entries_that_arrive_within_it(make_worker, redis_client, names):
+def spy_on_reads(monkeypatch: pytest.MonkeyPatch, seen: Callable[[int], None]) -> None:
+    """Call `seen` with the number of entries of every XREADGROUP of the consumer group."""
+    read = group_module.read_streams
+
+    def reading(*args, **kwargs):
+        entries, replies = read(*args, **kwargs)
+        seen(sum(len(got) for got in entries.values()))
+        return entries, replies
+
+    monkeypatch.setattr(group_module, "read_streams", reading)
+
+
+def test_a_wait_gathers_entries_that_arrive_within_it(
+    make_worker, redis_client, names, monkeypatch
+):
     # The batch is full at three entries, so the read stops there instead of at the deadline.
     worker, runner = make_worker(batch_max_size=3, batch_max_wait_ms=5000)
     submit(redis_client, names, TEXTS[0])
     first_read = threading.Event()
-    read = worker._read
-
-    def reading(count: int, block_ms: int):
-        entries = read(count, block_ms)
-        first_read.set()
-        return entries
-
-    worker._read = reading
+    spy_on_reads(monkeypatch, lambda _: first_read.set())
     poll = threading.Thread(target=worker.poll_once)
     poll.start()
     assert first_read.wait(10)
@@ -256,17 +266,10 @@ def test_a_wait_gathers_entries_that_arrive_within_it(make_worker, redis_client,
     assert [batch for _, batch in runner.batches] == [TEXTS[:3]]
 
 
-def test_without_a_wait_a_read_is_worked_at_once(make_worker, redis_client, names):
+def test_without_a_wait_a_read_is_worked_at_once(make_worker, redis_client, names, monkeypatch):
     worker, runner = make_worker(batch_max_wait_ms=0)
     reads: list[int] = []
-    read = worker._read
-
-    def reading(count: int, block_ms: int):
-        entries = read(count, block_ms)
-        reads.append(len(entries))
-        return entries
-
-    worker._read = reading
+    spy_on_reads(monkeypatch, reads.append)
     submit(redis_client, names, TEXTS[0])
     assert worker.poll_once() == 1
     assert reads == [1]
@@ -280,10 +283,10 @@ def test_an_entry_claimed_away_mid_batch_gets_exactly_one_outcome(make_worker, r
     stolen_entry = redis_client.get(names.job(jobs[1]))
 
     def steal() -> None:  # while "slow" predicts, "thief" takes one entry over
-        redis_client.xclaim(names.events, names.workers_group, "thief", 0, [stolen_entry])
+        redis_client.xclaim(names.events(0), names.workers_group, "thief", 0, [stolen_entry])
 
     runner.during_batch = steal
-    worker._next_claim_at = float("inf")  # slow only reads new entries
+    worker.group._next_claim_at = float("inf")  # slow only reads new entries
     worker.poll_once()
     stolen = job_events(redis_client, names, jobs[1])
     assert event_types(stolen) == ["JobRequested", "JobStarted"]  # slow's outcome was dropped
@@ -301,10 +304,11 @@ def test_finishing_survives_a_lost_script_cache(make_worker, redis_client, names
     worker, _ = make_worker()
     jobs = [submit(redis_client, names, text) for text in TEXTS[:3]]
     # As after a Redis restart: the server does not know the script by this hash.
-    worker.outcomes._finish.sha = "0" * 40
+    lane = worker.group.lane(DEFAULT_LANE)
+    lane._finish.sha = "0" * 40
     drain(worker)
     assert all(isinstance(job_events(redis_client, names, j)[-1], JobSucceeded) for j in jobs)
-    assert worker.outcomes._finish.sha != "0" * 40
+    assert lane._finish.sha != "0" * 40
 
 
 def test_the_batch_outcomes_decode_like_any_other(make_worker, redis_client, names):
@@ -312,7 +316,7 @@ def test_the_batch_outcomes_decode_like_any_other(make_worker, redis_client, nam
     job_id = submit(redis_client, names, "limited time offer, click now")
     drain(worker)
     (entry_id,) = [i for i, e in log_events(redis_client, names) if isinstance(e, JobSucceeded)]
-    outcome = decode(redis_client.xrange(names.events, entry_id, entry_id)[0][1])
+    outcome = decode(redis_client.xrange(names.events(0), entry_id, entry_id)[0][1])
     assert isinstance(outcome, JobSucceeded) and outcome.job_id == job_id
     assert outcome.label == "spam" and outcome.inference_ms > 0
 

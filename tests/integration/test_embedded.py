@@ -15,8 +15,9 @@ import psycopg
 import pytest
 import redis
 
-from infra.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tests.servers import embedded_postgres, embedded_redis
+from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
+from devstack.ports import free_port
+from devstack.servers import embedded_postgres, embedded_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AOF_FSYNC_WAIT = 1.5  # appendfsync everysec: data older than ~1 s survives a SIGKILL
@@ -107,7 +108,7 @@ def test_postgres_select_and_restart_keeps_table(tmp_path: Path) -> None:
 PARENT_SCRIPT = """
 import sys, time
 from pathlib import Path
-from infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
 kind, data_dir = sys.argv[1], Path(sys.argv[2])
 server = EmbeddedRedis(data_dir) if kind == "redis" else EmbeddedPostgres(data_dir, fast=True)
 server.start()

@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import select
 
-from domain.events import JobStarted, JobSucceeded, encode
-from infra.names import Names
-from infra.schema import jobs
-from projector import notify
-from projector.rows import from_json, to_state
-from tests.support import append_failure, submit
+from domain.events import JobStarted, encode
+from eventlog.connection import connect
+from eventlog.names import Names
+from readmodel import announcement
+from readmodel.rows import from_json, to_state
+from readmodel.tables import jobs
+from tests.support import append_failure, submit, succeeded
 
 
 def now() -> datetime:
@@ -24,22 +26,11 @@ def now() -> datetime:
 
 def start(client: redis.Redis, names: Names, job_id: str) -> None:
     started = JobStarted(job_id=job_id, occurred_at=now(), consumer="c", attempt=1)
-    client.xadd(names.events, encode(started))
+    client.xadd(names.events(0), encode(started))
 
 
 def succeed(client: redis.Redis, names: Names, job_id: str) -> None:
-    done = JobSucceeded(
-        job_id=job_id,
-        occurred_at=now(),
-        consumer="c",
-        attempt=1,
-        label="ham",
-        score=0.9,
-        probabilities={"ham": 0.9, "spam": 0.1},
-        model_version="m",
-        inference_ms=0.5,
-    )
-    client.xadd(names.events, encode(done))
+    client.xadd(names.events(0), encode(succeeded(job_id)))
 
 
 def statuses(engine) -> dict[str, str]:
@@ -49,8 +40,8 @@ def statuses(engine) -> dict[str, str]:
 
 
 @pytest.fixture
-def subscriber(redis_url: str, names: Names) -> Iterator[redis.client.PubSub]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def subscriber(redis_url: str, redis_cluster: bool, names: Names) -> Iterator[Any]:
+    client = connect(redis_url, redis_cluster)
     pubsub = client.pubsub()
     pubsub.subscribe(names.terminal)
     # Confirmed before anything is published, so nothing is missed.
@@ -76,7 +67,9 @@ def publications(redis_client: redis.Redis, engine, monkeypatch) -> list[dict[st
 
     def spy(channel: str, message: str) -> int:
         committed = statuses(engine)
-        seen.append({job_id: committed.get(job_id, "absent") for job_id in notify.decode(message)})
+        seen.append(
+            {job_id: committed.get(job_id, "absent") for job_id in announcement.decode(message)}
+        )
         return publish(channel, message)
 
     monkeypatch.setattr(redis_client, "publish", spy)
@@ -96,7 +89,7 @@ def test_a_batch_announces_its_terminal_jobs_once_after_commit(
     make_projector(read_count=500).catch_up()
 
     (message,) = received(subscriber)
-    announced = notify.decode(message)
+    announced = announcement.decode(message)
     assert list(announced) == [done, failed]
     assert publications == [{done: "succeeded", failed: "failed"}]
     # Each with its row as committed: what a read of the job would return.
@@ -116,19 +109,19 @@ def test_each_batch_announces_what_it_finished(
 
     make_projector(read_count=3).catch_up()  # [req, req, first done] [second done]
 
-    assert [list(notify.decode(m)) for m in received(subscriber)] == [[first], [second]]
+    assert [list(announcement.decode(m)) for m in received(subscriber)] == [[first], [second]]
     assert publications == [{first: "succeeded"}, {second: "succeeded"}]
 
 
 def test_a_large_batch_announces_its_jobs_without_rows(
     make_projector, redis_client, names, subscriber
 ):
-    ids = [submit(redis_client, names, f"t{i}") for i in range(notify.ROWS_UP_TO + 1)]
+    ids = [submit(redis_client, names, f"t{i}") for i in range(announcement.ROWS_UP_TO + 1)]
     for job_id in ids:
         succeed(redis_client, names, job_id)
     make_projector(read_count=500).catch_up()
     (message,) = received(subscriber)
-    assert notify.decode(message) == dict.fromkeys(ids)
+    assert announcement.decode(message) == dict.fromkeys(ids)
 
 
 def test_batches_without_terminal_events_announce_nothing(

@@ -10,13 +10,15 @@ import redis
 from sqlalchemy import delete, select
 
 from domain.events import JobRetrying, JobStarted, JobSucceeded, encode
+from domain.ids import partition_of
 from domain.job import fold
-from infra.names import Names
-from infra.schema import jobs, projector_checkpoints
-from projector import archive
-from projector.rows import to_state
+from eventlog.lanes import DEFAULT_LANE
+from eventlog.names import Names
 from projector.store import Checkpoint, ProjectionStore
-from tests.support import log_events, submit
+from readmodel import archive
+from readmodel.rows import to_state
+from readmodel.tables import jobs, projector_checkpoints
+from tests.support import log_events, race_catch_up, submit
 
 
 def now() -> datetime:
@@ -26,7 +28,7 @@ def now() -> datetime:
 def progress(client: redis.Redis, names: Names, job_id: str, retries: int, label: str) -> None:
     """Append what a consumer would: start, some retries, success."""
     client.xadd(
-        names.events,
+        names.events(partition_of(job_id)),
         encode(JobStarted(job_id=job_id, occurred_at=now(), consumer="c", attempt=1)),
     )
     for attempt in range(1, retries + 1):
@@ -39,7 +41,7 @@ def progress(client: redis.Redis, names: Names, job_id: str, retries: int, label
             error="flaky",
             delay_ms=1,
         )
-        client.xadd(names.events, encode(retry))
+        client.xadd(names.events(partition_of(job_id)), encode(retry))
     done = JobSucceeded(
         job_id=job_id,
         occurred_at=now(),
@@ -51,7 +53,7 @@ def progress(client: redis.Redis, names: Names, job_id: str, retries: int, label
         model_version="m",
         inference_ms=0.5,
     )
-    client.xadd(names.events, encode(done))
+    client.xadd(names.events(partition_of(job_id)), encode(done))
 
 
 def rows(engine) -> dict:
@@ -59,12 +61,14 @@ def rows(engine) -> dict:
         return {str(r["job_id"]): to_state(r) for r in conn.execute(select(jobs)).mappings()}
 
 
-def expected(client: redis.Redis, names: Names) -> dict:
-    return fold(event for _, event in log_events(client, names))
+def expected(client: redis.Redis, names: Names, partitions: int = 1) -> dict:
+    return fold(event for p in range(partitions) for _, event in log_events(client, names, p))
 
 
-def load(client: redis.Redis, names: Names, count: int) -> list[str]:
-    job_ids = [submit(client, names, f"message number {i}") for i in range(count)]
+def load(client: redis.Redis, names: Names, count: int, partitions: int = 1) -> list[str]:
+    job_ids = [
+        submit(client, names, f"message number {i}", partition=i % partitions) for i in range(count)
+    ]
     for i, job_id in enumerate(job_ids):
         if i % 3:
             progress(client, names, job_id, retries=i % 4, label="ham" if i % 2 else "spam")
@@ -79,8 +83,8 @@ def test_rows_equal_the_fold_of_the_log(make_projector, redis_client, names, eng
 
 def test_checkpoint_records_the_last_entry_and_count(make_projector, redis_client, names, engine):
     load(redis_client, names, 5)
-    checkpoint = make_projector().catch_up()
-    entries = redis_client.xrange(names.events)
+    checkpoint = make_projector().catch_up()[DEFAULT_LANE]
+    entries = redis_client.xrange(names.events(0))
     assert checkpoint == Checkpoint(entries[-1][0], len(entries))
     assert ProjectionStore(engine, "jobs").checkpoint() == checkpoint
 
@@ -105,33 +109,16 @@ def test_a_crash_before_commit_applies_nothing_and_the_retry_applies_once(
 
 def test_two_projectors_never_apply_an_event_twice(make_projector, redis_client, names, engine):
     load(redis_client, names, 60)
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        projector = make_projector(read_count=5)
-        for _ in range(200):
-            try:
-                projector.catch_up()
-                return
-            except Exception as exc:  # the loser of a race reloads and goes on, like run()
-                if type(exc).__name__ != "CheckpointMovedError":
-                    failures.append(exc)
-                    return
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = race_catch_up(lambda: make_projector(read_count=5), 200)
     assert failures == []
     assert rows(engine) == expected(redis_client, names)
 
 
 def test_invalid_entries_are_passed_over(make_projector, redis_client, names, engine):
     good = submit(redis_client, names, "hello")
-    redis_client.xadd(names.events, {"type": "Nonsense", "v": "1"})
+    redis_client.xadd(names.events(0), {"type": "Nonsense", "v": "1"})
     redis_client.xadd(
-        names.events,
+        names.events(0),
         {
             "type": "JobStarted",
             "v": "1",
@@ -141,7 +128,7 @@ def test_invalid_entries_are_passed_over(make_projector, redis_client, names, en
             "attempt": "1",
         },
     )
-    checkpoint = make_projector().catch_up()
+    checkpoint = make_projector().catch_up()[DEFAULT_LANE]
     assert set(rows(engine)) == {good}
     assert checkpoint.entries_read == 3
 

@@ -3,7 +3,6 @@ through the stages (large ones): the same rows, the same archive, the same guara
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -15,15 +14,17 @@ from sqlalchemy import Engine, select
 
 from domain.events import JobFailed, JobSucceeded
 from domain.job import fold
-from infra.eventlog import Entry, stream_fields
-from infra.names import Names
-from infra.schema import events, jobs
-from projector import archive, shadow, statements
+from eventlog.entries import Entry, stream_fields
+from eventlog.lanes import DEFAULT_LANE
+from eventlog.names import Names
+from projector import shadow, statements
 from projector import store as store_module
-from projector.rows import to_state
 from projector.store import Checkpoint, ProjectionStore
+from readmodel import archive
+from readmodel.rows import to_state
+from readmodel.tables import events, jobs
 from tests.integration.test_projector import load
-from tests.support import append_failure, log_events, submit
+from tests.support import append_failure, log_events, race_catch_up, submit
 
 DOCUMENTS = 1_000_000  # every batch is small
 COPY = 0  # every batch is large
@@ -37,7 +38,7 @@ def rows(engine: Engine, table=jobs) -> dict:
 
 def archived(engine: Engine) -> list[Entry]:
     with engine.connect() as conn:
-        return archive.read(conn, "0-0", None, None, 100_000)
+        return archive.read(conn, 0, "0-0", None, None, 100_000)
 
 
 def expected(client: redis.Redis, names: Names) -> dict:
@@ -66,8 +67,8 @@ def assert_pool_connection_is_clean(engine: Engine) -> None:
 @PATHS
 def test_rows_and_archive_equal_the_log(make_projector, redis_client, names, engine, small_batch):
     load(redis_client, names, 20)
-    checkpoint = make_projector(7, small_batch).catch_up()
-    entries = redis_client.xrange(names.events)
+    checkpoint = make_projector(7, small_batch).catch_up()[DEFAULT_LANE]
+    entries = redis_client.xrange(names.events(0))
     assert rows(engine) == expected(redis_client, names)
     assert archived(engine) == entries
     assert checkpoint == Checkpoint(entries[-1][0], len(entries))
@@ -76,7 +77,7 @@ def test_rows_and_archive_equal_the_log(make_projector, redis_client, names, eng
 
 def test_small_and_large_batches_mixed(redis_client, names, engine):
     load(redis_client, names, 20)
-    entries = redis_client.xrange(names.events)
+    entries = redis_client.xrange(names.events(0))
     store = ProjectionStore(engine, "jobs", small_batch=4)
     checkpoint = Checkpoint()
     for batch in chunks(entries, [1, 9, 3, 1, 12, 4, 5]):
@@ -136,28 +137,10 @@ def test_two_projectors_never_apply_an_event_twice(
     make_projector, redis_client, names, engine, small_batch
 ):
     load(redis_client, names, 60)
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        projector = make_projector(5, small_batch)
-        for _ in range(200):
-            try:
-                projector.catch_up()
-                return
-            except store_module.CheckpointMovedError:
-                continue  # the loser of a race reloads and goes on, like run()
-            except Exception as exc:
-                failures.append(exc)
-                return
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = race_catch_up(lambda: make_projector(5, small_batch), 200)
     assert failures == []
     assert rows(engine) == expected(redis_client, names)
-    assert archived(engine) == redis_client.xrange(names.events)
+    assert archived(engine) == redis_client.xrange(names.events(0))
 
 
 @PATHS
@@ -165,7 +148,7 @@ def test_batches_in_the_callers_transaction(redis_client, names, engine, small_b
     """What a rebuild does: several batches in one transaction, into the shadow table (the
     stages are emptied between batches)."""
     load(redis_client, names, 20)
-    entries = redis_client.xrange(names.events)
+    entries = redis_client.xrange(names.events(0))
     with engine.begin() as conn:
         shadow.create(conn)
     store = ProjectionStore(engine, "test-shadow", shadow.jobs_rebuild, small_batch=small_batch)
@@ -186,11 +169,11 @@ def test_text_with_nul_is_projected_and_archived(
     """PostgreSQL holds no U+0000: the archive has U+FFFD in its place (and nothing else
     differs), where the batch used to fail on every retry."""
     job_id = submit(redis_client, names, "before\x00after")
-    redis_client.xadd(names.events, {"type": "Odd\x00Type", "v": "1", "odd\x00key": "\x00"})
-    checkpoint = make_projector(small_batch=small_batch).catch_up()
+    redis_client.xadd(names.events(0), {"type": "Odd\x00Type", "v": "1", "odd\x00key": "\x00"})
+    checkpoint = make_projector(small_batch=small_batch).catch_up()[DEFAULT_LANE]
     assert checkpoint.entries_read == 2
     assert [state.status.value for state in rows(engine).values()] == ["queued"]
-    (requested, odd) = redis_client.xrange(names.events)
+    (requested, odd) = redis_client.xrange(names.events(0))
     assert set(rows(engine)) == {job_id}
     with engine.connect() as conn:
         found = {r.entry_id: r for r in conn.execute(select(events))}
@@ -208,7 +191,7 @@ def test_a_lost_connection_is_an_error_the_runner_retries(
     SQLAlchemy's OperationalError all the same (the runner backs off and retries on it), and
     the next batch gets a working connection."""
     submit(redis_client, names, "hello")
-    entries = redis_client.xrange(names.events)
+    entries = redis_client.xrange(names.events(0))
     store = ProjectionStore(engine, "jobs")
     with engine.connect() as conn:
         pid = statements.driver_connection(conn).info.backend_pid
@@ -252,7 +235,7 @@ def test_values_reach_the_rows_exactly(make_projector, redis_client, names, engi
         ),
     ]
     for outcome in outcomes:
-        redis_client.xadd(names.events, stream_fields(outcome))
+        redis_client.xadd(names.events(0), stream_fields(outcome))
     make_projector(small_batch=small_batch).catch_up()
     projected = rows(engine)
     assert projected == expected(redis_client, names)
@@ -261,7 +244,7 @@ def test_values_reach_the_rows_exactly(make_projector, redis_client, names, engi
     assert projected[ok].result.probabilities[odd] == 5e-324
     assert projected[ok].finished_at == at
     assert projected[bad].error == odd
-    assert archived(engine) == redis_client.xrange(names.events)
+    assert archived(engine) == redis_client.xrange(names.events(0))
 
 
 @PATHS

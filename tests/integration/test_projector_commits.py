@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from eventlog.lanes import DEFAULT_LANE
 from projector.store import Checkpoint, ProjectionStore
 from tests.integration.test_projector import load
 from tests.integration.test_projector_batches import COPY, DOCUMENTS
@@ -77,7 +78,7 @@ def test_live_batches_commit_without_waiting_for_the_disk(
     load(redis_client, names, 6)
     store = ProjectionStore(engine_with_sync_commits, "jobs", small_batch=small_batch)
     checkpoint = Checkpoint()
-    for at in range(0, len(entries := redis_client.xrange(names.events)), 5):
+    for at in range(0, len(entries := redis_client.xrange(names.events(0))), 5):
         checkpoint = store.apply(checkpoint, entries[at : at + 5])
     modes = commit_modes(engine)
     assert {tbl for tbl, _ in modes} == {"jobs", "projector_checkpoints"}
@@ -91,7 +92,7 @@ def test_the_trim_reads_the_checkpoint_once_it_is_on_disk(
 ):
     record_commit_modes(engine)
     load(redis_client, names, 4)
-    checkpoint = make_projector(small_batch=DOCUMENTS).catch_up()
+    checkpoint = make_projector(small_batch=DOCUMENTS).catch_up()[DEFAULT_LANE]
     commit_modes(engine, clear=True)
     with engine.connect() as conn:
         written = conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()

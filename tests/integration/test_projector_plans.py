@@ -41,7 +41,7 @@ def test_reads_of_one_and_of_many_jobs_use_the_primary_key_after_the_table_grew(
     redis_client, names, engine
 ):
     load(redis_client, names, 40)
-    entries = redis_client.xrange(names.events)
+    entries = redis_client.xrange(names.events(0))
     store = ProjectionStore(engine, "jobs")
     checkpoint = Checkpoint()
     # One entry at a time (one job a read), then many (several jobs a read): more batches

@@ -7,10 +7,11 @@ import threading
 import pytest
 from sqlalchemy import select, text, update
 
-from infra.schema import jobs, projector_checkpoints
+from eventlog.lanes import DEFAULT_LANE
 from projector import shadow
 from projector.rebuild import REBUILD_NAME
 from projector.store import ProjectionStore
+from readmodel.tables import jobs, projector_checkpoints
 from tests.integration.test_projector import expected, load, progress, rows
 from tests.support import submit
 
@@ -88,11 +89,11 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(
     applied = []
     real_apply = ProjectionStore.apply_in
 
-    def crash_after_three(self, conn, expected_at, entries, archives):
+    def crash_after_three(self, conn, expected_at, entries, archives, **lane):
         if self.name == REBUILD_NAME and len(applied) == 3:
             raise RuntimeError("rebuild died mid-way")
         applied.append(len(entries))
-        return real_apply(self, conn, expected_at, entries, archives)
+        return real_apply(self, conn, expected_at, entries, archives, **lane)
 
     with monkeypatch.context() as patch:
         patch.setattr(ProjectionStore, "apply_in", crash_after_three)
@@ -121,3 +122,21 @@ def test_a_fresh_rebuild_discards_an_unfinished_one(
 def test_rebuild_of_an_empty_log_gives_an_empty_table(make_rebuild, engine):
     make_rebuild().run()
     assert rows(engine) == {}
+
+
+def test_a_rebuild_folds_every_partition_and_swaps_once(
+    make_projector, make_rebuild, redis_client, names, engine
+):
+    load(redis_client, names, 150, partitions=3)
+    for p in range(3):
+        make_projector(read_count=20, partition=p).catch_up()
+    with engine.begin() as conn:  # wrong live rows: the rebuild must replace them all
+        conn.execute(update(jobs).values(retry_count=42))
+    done = make_rebuild(batch=16, partitions=3).run()
+    assert rows(engine) == expected(redis_client, names, partitions=3)
+    assert sorted(done) == [0, 1, 2]
+    for p in range(3):
+        live = ProjectionStore(engine, "jobs", partition=p).checkpoint()
+        assert done[p] == {DEFAULT_LANE: live}
+        assert live.entries_read == redis_client.xlen(names.events(p))
+    assert REBUILD_NAME not in checkpoint_names(engine)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 
 from api.waiters import TerminalListener, Waiters
-from infra.names import Names
+from eventlog.names import Names
 
 BOUND_S = 10.0  # how long a test waits for what must happen; never reached when it works
 
@@ -33,7 +33,7 @@ def kill_listener_connection(client: redis.Redis, channel: str) -> None:
 def run_listener(url: str, channel: str, scenario) -> None:
     async def main() -> None:
         waiters = Waiters()
-        listener = TerminalListener(url, channel, waiters, 2.0)
+        listener = TerminalListener(url, False, channel, waiters, 2.0)
         listener.start()
         try:
             await scenario(waiters, listener)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from api.errors import RefusedRequestError
 from api.limits import BodySizeLimit, require_json_media_type, require_json_text
-from api.problems import RefusedRequestError
 
 LIMIT = 1024
 

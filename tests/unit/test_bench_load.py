@@ -28,6 +28,14 @@ def test_every_job_goes_to_exactly_one_client_of_one_process(jobs, clients, proc
     assert all(part.clients >= 1 for part in parts)
 
 
+def test_a_plans_key_goes_to_every_process_and_never_into_its_repr():
+    keyed = plan(api_key="ifk_secret")
+    assert keyed.headers == (("Authorization", "Bearer ifk_secret"),)
+    assert all(part.headers == keyed.headers for part in split(keyed, 3))
+    assert "ifk_secret" not in repr(keyed)
+    assert plan().headers == ()  # the reference endpoint takes no key
+
+
 def test_batches_stay_whole_across_processes():
     parts = split(plan("batch", jobs=2500, clients=4, batch_size=1000), 2)
     batches = [b for part in parts for share in batch_shares(part) for b in share]

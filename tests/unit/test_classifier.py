@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import skops.io
 
+from classifier.errors import UnknownModelVersionError
 from classifier.registry import (
     Classifier,
     ModelIntegrityError,
@@ -23,7 +24,7 @@ from classifier.registry import (
     sha256_bytes,
 )
 from classifier.train import DEFAULT_DATA, TrainingInputError, train
-from domain.errors import PermanentError, UnknownModelVersionError
+from domain.errors import PermanentError
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "spam-test-v1"

@@ -17,8 +17,10 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def requested(t=0.0, job=JOB):
-    return JobRequested(job_id=job, occurred_at=at(t), text="hello", model_version="m1")
+def requested(t=0.0, job=JOB, tenant="default"):
+    return JobRequested(
+        job_id=job, occurred_at=at(t), text="hello", model_version="m1", tenant=tenant
+    )
 
 
 def started(t=1.0, attempt=1):
@@ -142,3 +144,9 @@ def test_fold_is_deterministic():
     events = [requested(), started(), retrying(), retrying(t=2.5, attempt=2), succeeded()]
     assert fold(events) == fold(list(events))
     assert fold(events)[JOB].retry_count == 2
+
+
+def test_a_job_is_its_requests_tenant_whatever_came_first():
+    assert fold([requested(tenant="acme"), started(), succeeded()])[JOB].tenant == "acme"
+    # Read from the middle of the log: the outcome before the request.
+    assert fold([succeeded(), started(), requested(tenant="acme")])[JOB].tenant == "acme"

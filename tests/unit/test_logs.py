@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from infra import logs
+from runtime import logs
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from domain.events import JobRequested
 from domain.ids import new_job_id
 from domain.job import JobStatus, evolve
-from projector import notify, rows
+from readmodel import announcement, rows
 
 
 def row(status: JobStatus) -> dict:
@@ -21,8 +21,8 @@ def row(status: JobStatus) -> dict:
 def test_a_small_batch_announces_each_terminal_job_with_its_row():
     done, failed = row(JobStatus.SUCCEEDED), row(JobStatus.FAILED)
     changed = [row(JobStatus.QUEUED), done, row(JobStatus.STARTED), failed]
-    message = notify.encode(notify.terminal_rows(changed))
-    found = notify.decode(message)
+    message = announcement.encode(announcement.terminal_rows(changed))
+    found = announcement.decode(message)
     assert list(found) == [done["job_id"], failed["job_id"]]
     assert rows.from_json(found[done["job_id"]]) == done
     assert rows.from_json(found[failed["job_id"]]) == failed
@@ -31,12 +31,12 @@ def test_a_small_batch_announces_each_terminal_job_with_its_row():
 
 
 def test_a_large_batch_announces_ids_only():
-    many = [row(JobStatus.SUCCEEDED) for _ in range(notify.ROWS_UP_TO + 1)]
-    message = notify.encode(many)
+    many = [row(JobStatus.SUCCEEDED) for _ in range(announcement.ROWS_UP_TO + 1)]
+    message = announcement.encode(many)
     assert message.split() == [r["job_id"] for r in many]
-    assert notify.decode(message) == {r["job_id"]: None for r in many}
+    assert announcement.decode(message) == {r["job_id"]: None for r in many}
 
 
 def test_ids_separated_by_spaces_name_jobs_without_rows():
     a, b = new_job_id(), new_job_id()
-    assert notify.decode(f"{a} {b}") == {a: None, b: None}
+    assert announcement.decode(f"{a} {b}") == {a: None, b: None}

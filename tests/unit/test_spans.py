@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import spans
+from runtime import spans
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -47,7 +47,7 @@ def test_without_the_sdk_tracing_stays_off(monkeypatch, caplog):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_sdk)
-    with caplog.at_level(logging.WARNING, logger="infra.spans"):
+    with caplog.at_level(logging.WARNING, logger="runtime.spans"):
         assert spans.configure_tracing("test", {"OTEL_TRACES_EXPORTER": "otlp"}) is False
     assert not spans.enabled() and "not installed" in caplog.text
     with spans.span("x", PARENT) as current:

@@ -6,7 +6,8 @@ import pytest
 
 from domain import upcasting
 from domain.errors import InvalidEventError
-from domain.events import JobRequested, decode
+from domain.events import JobRequested, decode, encode
+from domain.tenants import DEFAULT_TENANT
 
 JOB = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 V0 = {"type": "JobRequested", "v": "0", "job_id": JOB, "occurred_at": "2026-11-28T12:00:00Z",
@@ -19,11 +20,33 @@ def add_model_version(fields):
 
 
 def test_an_old_version_is_upcast_to_the_current_one():
+    # v0 -> v1 by the synthetic upcaster, then v1 -> v2 by the real one (the tenant).
     with upcasting.registered("JobRequested", 0, add_model_version):
         event = decode(V0)
     assert event == JobRequested(
-        job_id=JOB, occurred_at=event.occurred_at, text="hello", model_version="spam-tfidf-lr-v1"
+        job_id=JOB,
+        occurred_at=event.occurred_at,
+        text="hello",
+        model_version="spam-tfidf-lr-v1",
+        tenant=DEFAULT_TENANT,
     )
+
+
+def test_a_request_from_before_tenants_is_the_default_tenants():
+    v1 = {**V0, "v": "1", "model_version": "m", "traceparent": ""}
+    event = decode(v1)
+    assert isinstance(event, JobRequested)
+    assert event.tenant == DEFAULT_TENANT == "default"
+
+
+def test_a_request_keeps_its_tenant_on_the_wire():
+    event = JobRequested(
+        job_id=JOB, occurred_at=decode({**V0, "v": "1", "model_version": "m"}).occurred_at,
+        text="t", model_version="m", tenant="acme",
+    )  # fmt: skip
+    fields = encode(event)
+    assert fields["v"] == "2" and fields["tenant"] == "acme"
+    assert decode(fields) == event
 
 
 def test_without_an_upcaster_the_old_version_is_refused():
@@ -41,12 +64,12 @@ def test_a_chain_of_upcasters_runs_in_order():
 
         return upcast
 
-    # As if the current version were 2: v0 -> v1 -> v2.
+    # A type of its own, as if its current version were 2: v0 -> v1 -> v2.
     with (
-        upcasting.registered("JobRequested", 0, lambda f: add_model_version(step(0)(f))),
-        upcasting.registered("JobRequested", 1, step(1)),
+        upcasting.registered("Synthetic", 0, lambda f: add_model_version(step(0)(f))),
+        upcasting.registered("Synthetic", 1, step(1)),
     ):
-        fields = upcasting.upcast(V0, "JobRequested", 2)
+        fields = upcasting.upcast(V0, "Synthetic", 2)
     assert seen == [0, 1]
     assert fields["v"] == "2"
     assert fields["model_version"] == "spam-tfidf-lr-v1"

@@ -7,12 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+from api.auth import TRUSTED
 from api.longpoll import job_within, wait_for_job
 from api.waiters import Waiters
 from domain.events import JobRequested
 from domain.ids import new_job_id
 from domain.job import JobState, JobStatus, evolve
-from projector import rows
+from readmodel import rows
 
 LONG_S = 30.0  # never reached: every test that waits this long is woken first
 
@@ -121,7 +122,9 @@ def test_wake_all_wakes_every_watch():
 def test_a_wake_answers_with_the_terminal_job():
     async def scenario() -> None:
         waiters, jobs, job_id = one_queued_job()
-        waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, silent_client))
+        waiting = asyncio.create_task(
+            job_within(jobs.services, TRUSTED, job_id, LONG_S, silent_client)
+        )
         await asyncio.sleep(0)  # registered and read
         jobs.finish(job_id)
         waiters.wake([job_id])
@@ -142,7 +145,9 @@ def finished_row(state: JobState) -> str:
 def test_a_wake_with_the_row_answers_without_reading_the_job_again():
     async def scenario() -> None:
         waiters, jobs, job_id = one_queued_job()
-        waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, silent_client))
+        waiting = asyncio.create_task(
+            job_within(jobs.services, TRUSTED, job_id, LONG_S, silent_client)
+        )
         await asyncio.sleep(0)
         waiters.wake([job_id], {job_id: finished_row(jobs.rows[job_id])})
         state = await waiting
@@ -172,7 +177,9 @@ def test_a_row_that_does_not_fit_the_wait_is_read_instead():
 def test_a_spurious_wake_goes_back_to_waiting():
     async def scenario() -> None:
         waiters, jobs, job_id = one_queued_job()
-        waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, silent_client))
+        waiting = asyncio.create_task(
+            job_within(jobs.services, TRUSTED, job_id, LONG_S, silent_client)
+        )
         await asyncio.sleep(0)
         waiters.wake_all()  # as after a reconnect: the job is read again, still queued
         await asyncio.sleep(0.01)
@@ -205,9 +212,13 @@ def test_a_terminal_or_unknown_job_or_no_wait_answers_at_once():
         jobs.rows[done] = queued(done)
         jobs.finish(done)
         jobs.rows[pending] = queued(pending)
-        assert (await job_within(jobs.services, done, LONG_S, silent_client)).status == "succeeded"
-        assert await job_within(jobs.services, new_job_id(), LONG_S, silent_client) is None
-        assert (await job_within(jobs.services, pending, 0, silent_client)).status == "queued"
+        assert (
+            await job_within(jobs.services, TRUSTED, done, LONG_S, silent_client)
+        ).status == "succeeded"
+        assert await job_within(jobs.services, TRUSTED, new_job_id(), LONG_S, silent_client) is None
+        assert (
+            await job_within(jobs.services, TRUSTED, pending, 0, silent_client)
+        ).status == "queued"
         assert len(waiters) == 0
 
     asyncio.run(scenario())
@@ -225,7 +236,7 @@ def test_a_client_that_goes_away_ends_the_wait_and_its_watch():
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        waiting = asyncio.create_task(job_within(jobs.services, job_id, LONG_S, receive))
+        waiting = asyncio.create_task(job_within(jobs.services, TRUSTED, job_id, LONG_S, receive))
         await asyncio.sleep(0.01)
         assert len(waiters) == 1
         gone.set()

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import ratelimits
+from api import deadlines, ratelimits
 from api.auth import Authenticator, Principal
 from api.errors import ForbiddenError, RefusedRequestError
 from api.guard import guarded_again
@@ -82,8 +82,24 @@ async def idempotency_key(request: Request) -> str | None:
     return values[0]
 
 
+async def cancel_after_ms(request: Request) -> int | None:
+    """The request's Cancel-After as ms, checked before the body is validated (400, not 422)."""
+    values = request.headers.getlist(deadlines.HEADER)
+    if not values:
+        return None
+    try:
+        if len(values) > 1:
+            raise ValueError("Cancel-After was sent more than once")
+        return deadlines.parse_ms(values[0])
+    except ValueError as exc:
+        raise RefusedRequestError(
+            "invalid-cancel-after", "Invalid Cancel-After", f"Cancel-After: {exc}"
+        ) from exc
+
+
 ServicesDep = Annotated[Services, Depends(services)]
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+CancelAfterMs = Annotated[int | None, Depends(cancel_after_ms)]
 
 
 async def charge(svc: Services, request: Request, principal: Principal, jobs: int = 0) -> None:

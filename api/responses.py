@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import prefer
+from api import deadlines, prefer
 from api.longpoll import WAIT_LIMIT_S
 from api.openapi import RETRY_AFTER, SERVER_ERROR, UNSUPPORTED_MEDIA_TYPE, example, problem_response
 from api.schemas import (
@@ -57,6 +57,18 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "(no surrounding spaces), sent at most once. See Idempotency in the API description.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
     "example": "order-4711-retry-safe",
+}
+
+CANCEL_AFTER_PARAMETER = {
+    "name": deadlines.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Cancel the job unless it has ended this long after it is accepted: "
+    f"{deadlines.RULE}. A job not started by then ends cancelled as `expired` without "
+    "running; one still running, as `timed_out`. For a batch, the items without a "
+    "`cancel_after` of their own. Anything else is 400 invalid-cancel-after.",
+    "schema": {"type": "string"},
+    "example": "5m",
 }
 
 ACCEPTED_HEADERS = {

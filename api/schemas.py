@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from api import deadlines
 from api.keys import ApiKey, Scope
 from domain.job import JobState, JobStatus
 from domain.tenants import TENANT_PATTERN
@@ -127,6 +128,17 @@ class JobBody(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    cancel_reason: str | None = Field(
+        default=None,
+        description="Why a cancelled job was: requested (its cancel), batch_cancelled (its "
+        "batch's), expired (its deadline passed before it started) or timed_out (its deadline "
+        "passed while it ran).",
+    )
+    batch_id: str | None = Field(default=None, description="The batch it was submitted in.")
+    custom_id: str | None = Field(default=None, description="Its custom_id in that batch.")
+    deadline: datetime | None = Field(
+        default=None, description="When it is cancelled unless it has ended (Cancel-After)."
+    )
 
     @classmethod
     def of(cls, state: JobState) -> JobBody:
@@ -151,6 +163,10 @@ class JobBody(BaseModel):
             started_at=state.started_at,
             finished_at=state.finished_at,
             updated_at=state.updated_at,
+            cancel_reason=state.cancel_reason,
+            batch_id=state.batch_id,
+            custom_id=state.custom_id,
+            deadline=state.deadline,
         )
 
 
@@ -247,7 +263,14 @@ class BatchItem(InferenceRequest):
         default=None,
         min_length=1,
         max_length=MAX_CUSTOM_ID_CHARS,
-        description="The client's name for the item, echoed in its answer; not stored.",
+        description="The client's name for the item, echoed in its answer and kept with the "
+        "job (GET /v1/batches/{id}/results lists the batch's outcomes by it).",
+    )
+    cancel_after: str | None = Field(
+        default=None,
+        description="This item's Cancel-After (as the header of POST /v1/inference: a duration "
+        "such as 30s or 1h30m, 1s to 7d); the request's Cancel-After header when omitted.",
+        examples=["5m"],
     )
     idempotency_key: str | None = Field(
         default=None,
@@ -265,6 +288,17 @@ class BatchItem(InferenceRequest):
         if custom_id is not None and has_lone_surrogate(custom_id):
             raise ValueError("custom_id must not contain unpaired surrogates")
         return custom_id
+
+    @field_validator("cancel_after")
+    @classmethod
+    def _duration(cls, cancel_after: str | None) -> str | None:
+        if cancel_after is not None:
+            deadlines.parse_ms(cancel_after)
+        return cancel_after
+
+    @property
+    def cancel_after_ms(self) -> int | None:
+        return None if self.cancel_after is None else deadlines.parse_ms(self.cancel_after)
 
 
 def _item_schema() -> dict[str, Any]:
@@ -344,6 +378,7 @@ class BatchAccepted(BaseModel):
         json_schema_extra={
             "examples": [
                 {
+                    "batch_id": "7d1c1c55-58d9-4d0b-9a52-4b8c8f0b6f0e",
                     "accepted": 1,
                     "replayed": 0,
                     "rejected": 1,
@@ -379,6 +414,9 @@ class BatchAccepted(BaseModel):
         }
     )
 
+    batch_id: str = Field(
+        description="The batch: GET /v1/batches/{batch_id} counts its jobs by status."
+    )
     accepted: int = Field(ge=0, description="Items that created a job.")
     replayed: int = Field(ge=0, description="Items whose idempotency_key named a job already.")
     rejected: int = Field(ge=0, description="Items that created no job.")

@@ -15,13 +15,15 @@ import dataclasses
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from api import metrics
+from api import deadlines, metrics
 from api.errors import IdempotencyKeyReusedError, QueueFullError
 from api.problems import TYPE_PREFIX
 from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
@@ -62,6 +64,9 @@ def requested(
     traceparent: str,
     tenant: str,
     lane: str,
+    cancel_after_ms: int | None = None,
+    batch_id: str = "",
+    custom_id: str | None = None,
 ) -> JobRequested:
     return JobRequested(
         job_id=job_id,
@@ -71,7 +76,15 @@ def requested(
         traceparent=traceparent,
         tenant=tenant,
         lane=lane,
+        batch_id=batch_id,
+        custom_id=custom_id or "",
+        deadline=deadlines.deadline(occurred_at, cancel_after_ms),
     )
+
+
+def new_batch_id() -> str:
+    """A batch's id: random, as a UUID (a batch spans partitions, so none is named in it)."""
+    return str(uuid.uuid4())
 
 
 async def accept(
@@ -81,10 +94,11 @@ async def accept(
     key: str | None,
     job_id: str,
     traceparent: str,
+    cancel_after_ms: int | None = None,
 ) -> tuple[JobRequested, Submission]:
     """Append `tenant`'s job as `job_id`, or find the job the key already named (a replay); a
     key reused with another request is IdempotencyKeyReusedError. `traceparent` is the
-    request's header, "" when it had none."""
+    request's header, "" when it had none; `cancel_after_ms` the job's Cancel-After."""
     version = body.model_version or svc.settings.default_model_version
     svc.require_model(version)
     with spans.span(
@@ -92,7 +106,9 @@ async def accept(
     ) as current:
         # With spans on, the job's work hangs under this request's span.
         trace = current.traceparent or tracing.accept(traceparent)
-        event = requested(job_id, body.text, version, utcnow(), trace, tenant, INTERACTIVE)
+        event = requested(
+            job_id, body.text, version, utcnow(), trace, tenant, INTERACTIVE, cancel_after_ms
+        )
         current.set(**{"inferflow.job_id": event.job_id})
         fingerprint = request_fingerprint(body.text, version)
         cap = await _cap(svc, tenant)
@@ -140,16 +156,28 @@ async def _elsewhere(
     return event, submission
 
 
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """What every item of one batch shares: its id and tenant, the request's trace, and the
+    Cancel-After of the items that name none of their own."""
+
+    batch_id: str
+    tenant: str
+    traceparent: str = ""
+    cancel_after_ms: int | None = None
+
+
 async def accept_batch(
-    svc: Services, tenant: str, items: Sequence[Any], traceparent: str
+    svc: Services, context: BatchContext, items: Sequence[Any]
 ) -> tuple[dict[str, int], list[Answer]]:
-    """Judge every item, accept the valid ones as `tenant`'s in one command; the counts by
-    status, and every item's answer in the request's order."""
+    """Judge every item, accept the valid ones as the batch's jobs in one command; the counts
+    by status, and every item's answer in the request's order."""
+    tenant, traceparent = context.tenant, context.traceparent
     attributes: dict[str, spans.AttributeValue] = {"inferflow.batch_size": len(items)}
     with spans.span("inferflow.submit_batch", traceparent, **attributes) as current:
         # One trace for the request: with spans on, every job's work hangs under this span.
         trace = current.traceparent or tracing.accept(traceparent)
-        answers, pending = await judge(items, svc, trace, tenant)
+        answers, pending = await judge(items, svc, dataclasses.replace(context, traceparent=trace))
         cap = await _cap(svc, tenant)
         submissions = await svc.log.submit_batch([entry for _, entry in pending], cap)
         settle(pending, submissions)
@@ -168,16 +196,17 @@ JUDGE_RUN = 100
 
 
 async def judge(
-    items: Sequence[Any], svc: Services, traceparent: str, tenant: str
+    items: Sequence[Any], svc: Services, context: BatchContext, first_index: int = 0
 ) -> tuple[list[Answer], Pending]:
-    """An answer for every item (final for the rejected ones) and the entries to submit."""
+    """An answer for every item (final for the rejected ones) and the entries to submit;
+    `first_index` is the first item's place in the whole batch."""
     answers: list[Answer] = []
     pending: Pending = []
     version_errors: dict[str, UnknownModelVersionError | None] = {}  # one lookup per version
     occurred_at = utcnow()
     job_ids = iter(svc.log.placement.job_ids(len(items)))
-    for index, raw in enumerate(items):
-        if index and not index % JUDGE_RUN:
+    for index, raw in enumerate(items, first_index):
+        if index > first_index and not (index - first_index) % JUDGE_RUN:
             await asyncio.sleep(0)
         try:
             item = BatchItem.model_validate(raw)
@@ -193,20 +222,27 @@ async def judge(
         if error is not None:
             _reject(answer, _unknown_version_problem(error))
             continue
-        entry = _entry(next(job_ids), item, version, occurred_at, traceparent, tenant)
+        entry = _entry(next(job_ids), item, version, occurred_at, context)
         pending.append((answer, entry))
     return answers, pending
 
 
 def _entry(
-    job_id: str,
-    item: BatchItem,
-    version: str,
-    occurred_at: datetime,
-    traceparent: str,
-    tenant: str,
+    job_id: str, item: BatchItem, version: str, occurred_at: datetime, context: BatchContext
 ) -> BatchEntry:
-    event = requested(job_id, item.text, version, occurred_at, traceparent, tenant, BULK)
+    cancel_after_ms = item.cancel_after_ms or context.cancel_after_ms
+    event = requested(
+        job_id,
+        item.text,
+        version,
+        occurred_at,
+        context.traceparent,
+        context.tenant,
+        BULK,
+        cancel_after_ms,
+        context.batch_id,
+        item.custom_id,
+    )
     key = item.idempotency_key
     # Only a key keeps a fingerprint, and hashing is a tenth of an item's cost: skipped.
     fingerprint = request_fingerprint(item.text, version) if key else ""

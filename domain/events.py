@@ -35,9 +35,10 @@ class Event:
 class JobRequested(Event):
     """A client's request was accepted; the job exists from here on.
 
-    v2 added `tenant` and `lane`; v1 entries read as the default tenant's, interactive."""
+    v2 added `tenant` and `lane`; v1 entries read as the default tenant's, interactive. v3 added
+    `batch_id`, `custom_id` and `deadline`; v2 entries read as jobs of no batch, without one."""
 
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
 
     text: str
     model_version: str
@@ -46,6 +47,11 @@ class JobRequested(Event):
     tenant: str = DEFAULT_TENANT
     # domain.lanes: "interactive" (submitted alone) or "bulk" (an item of a batch).
     lane: str = INTERACTIVE
+    # The batch the job was submitted in, and the client's name for it there; "" for none.
+    batch_id: str = ""
+    custom_id: str = ""
+    # When the job is cancelled unless it has ended (Cancel-After); None: never.
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,19 +97,35 @@ class JobFailed(Event):
     transient: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCancelled(Event):
+    """The job was stopped before it produced a result. Terminal. `reason` is a
+    domain.cancellation.CancelReason; `by` names who decided it (the API, or a consumer)."""
+
+    reason: str
+    by: str
+
+
 def _tenant_of_v1(fields: Mapping[str, str]) -> dict[str, str]:
     # Jobs accepted before tenants and lanes existed were the one (default) tenant's, all in
     # one queue: the interactive lane's.
     return {**fields, "tenant": DEFAULT_TENANT, "lane": INTERACTIVE}
 
 
+def _batch_of_v2(fields: Mapping[str, str]) -> dict[str, str]:
+    # Jobs accepted before batches were objects belong to none and have no deadline.
+    return {**fields, "batch_id": "", "custom_id": "", "deadline": ""}
+
+
 register("JobRequested", 1, _tenant_of_v1)
+register("JobRequested", 2, _batch_of_v2)
 
 
 EVENT_TYPES: Mapping[str, type[Event]] = {
-    cls.__name__: cls for cls in (JobRequested, JobStarted, JobRetrying, JobSucceeded, JobFailed)
+    cls.__name__: cls
+    for cls in (JobRequested, JobStarted, JobRetrying, JobSucceeded, JobFailed, JobCancelled)
 }
-TERMINAL_EVENT_TYPES: tuple[type[Event], ...] = (JobSucceeded, JobFailed)
+TERMINAL_EVENT_TYPES: tuple[type[Event], ...] = (JobSucceeded, JobFailed, JobCancelled)
 
 
 def _format_time(moment: datetime) -> str:
@@ -115,6 +137,14 @@ def _parse_time(raw: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("timestamp without a time zone")
     return moment.astimezone(UTC)
+
+
+def _format_optional_time(moment: datetime | None) -> str:
+    return "" if moment is None else _format_time(moment)
+
+
+def _parse_optional_time(raw: str) -> datetime | None:
+    return _parse_time(raw) if raw else None
 
 
 def _parse_bool(raw: str) -> bool:
@@ -151,6 +181,7 @@ _ENCODERS: Mapping[Any, Callable[[Any], str]] = {
     float: repr,
     bool: _format_bool,
     datetime: _format_time,
+    datetime | None: _format_optional_time,
     dict[str, float]: _format_probabilities,
 }
 _DECODERS: Mapping[Any, Callable[[str], Any]] = {
@@ -159,6 +190,7 @@ _DECODERS: Mapping[Any, Callable[[str], Any]] = {
     float: _parse_float,
     bool: _parse_bool,
     datetime: _parse_time,
+    datetime | None: _parse_optional_time,
     dict[str, float]: _parse_probabilities,
 }
 
@@ -244,6 +276,7 @@ def is_terminal(event: Event) -> bool:
 __all__ = [
     "EVENT_TYPES",
     "Event",
+    "JobCancelled",
     "JobFailed",
     "JobRequested",
     "JobRetrying",

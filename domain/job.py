@@ -1,6 +1,7 @@
 """The job state machine and the fold of events into job state.
 
-queued -> started -> succeeded | failed. Terminal states absorb every later event, so a second
+queued -> started -> succeeded | failed | cancelled, and queued -> cancelled (a job cancelled
+before it ran, domain.cancellation). Terminal states absorb every later event, so a second
 terminal event (a message delivered twice) changes nothing. Events that arrive before the job's
 `JobRequested` (a log read from the middle) still fold without error; status never moves back.
 """
@@ -12,7 +13,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from domain.events import Event, JobFailed, JobRequested, JobRetrying, JobStarted, JobSucceeded
+from domain.events import (
+    Event,
+    JobCancelled,
+    JobFailed,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    JobSucceeded,
+)
 from domain.lanes import INTERACTIVE
 from domain.tenants import DEFAULT_TENANT
 
@@ -22,13 +31,21 @@ class JobStatus(StrEnum):
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self in TERMINAL_STATUSES
 
 
-_RANK = {JobStatus.QUEUED: 0, JobStatus.STARTED: 1, JobStatus.SUCCEEDED: 2, JobStatus.FAILED: 2}
+TERMINAL_STATUSES = frozenset((JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED))
+_RANK = {
+    JobStatus.QUEUED: 0,
+    JobStatus.STARTED: 1,
+    JobStatus.SUCCEEDED: 2,
+    JobStatus.FAILED: 2,
+    JobStatus.CANCELLED: 2,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,11 @@ class JobState:
     # The job's request names them; until the request is seen, the default tenant's and lane.
     tenant: str = DEFAULT_TENANT
     lane: str = INTERACTIVE
+    batch_id: str | None = None
+    custom_id: str | None = None
+    deadline: datetime | None = None
+    # domain.cancellation.CancelReason of a cancelled job.
+    cancel_reason: str | None = None
 
 
 def _advance(state: JobState, status: JobStatus) -> JobStatus:
@@ -74,6 +96,9 @@ def _on_requested(state: JobState | None, event: JobRequested) -> JobState:
             model_version=event.model_version,
             tenant=event.tenant,
             lane=event.lane,
+            batch_id=event.batch_id or None,
+            custom_id=event.custom_id or None,
+            deadline=event.deadline,
         )
     # A repeat, or the request seen after later events: fill in, never move status back.
     return replace(
@@ -82,6 +107,9 @@ def _on_requested(state: JobState | None, event: JobRequested) -> JobState:
         model_version=state.model_version or event.model_version,
         tenant=event.tenant,
         lane=event.lane,
+        batch_id=event.batch_id or None,
+        custom_id=event.custom_id or None,
+        deadline=event.deadline,
     )
 
 
@@ -133,6 +161,16 @@ def _on_failed(state: JobState, event: JobFailed, updated_at: datetime) -> JobSt
     )
 
 
+def _on_cancelled(state: JobState, event: JobCancelled, updated_at: datetime) -> JobState:
+    return replace(
+        state,
+        status=JobStatus.CANCELLED,
+        updated_at=updated_at,
+        finished_at=event.occurred_at,
+        cancel_reason=event.reason,
+    )
+
+
 def _placeholder(event: Event) -> JobState:
     """State for a job whose first seen event is not its request."""
     return JobState(
@@ -163,6 +201,8 @@ def evolve(state: JobState | None, event: Event) -> JobState:
         return _on_succeeded(current, event, updated_at)
     if isinstance(event, JobFailed):
         return _on_failed(current, event, updated_at)
+    if isinstance(event, JobCancelled):
+        return _on_cancelled(current, event, updated_at)
     return current
 
 

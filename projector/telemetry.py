@@ -91,6 +91,9 @@ def batch_applied(
     )
 
 
+_OUTCOMES = {"JobSucceeded": "succeeded", "JobFailed": "failed", "JobCancelled": "cancelled"}
+
+
 def _observe_end_to_end(event: Event, now: datetime) -> None:
     if not is_terminal(event) or (now - event.occurred_at).total_seconds() > LIVE_WINDOW_S:
         return
@@ -101,7 +104,7 @@ def _observe_end_to_end(event: Event, now: datetime) -> None:
     # (domain.ids; version 7 from before partitions).
     created_ms = job.int >> 80
     took_s = event.occurred_at.timestamp() - created_ms / 1000
-    outcome = "succeeded" if type(event).__name__ == "JobSucceeded" else "failed"
+    outcome = _OUTCOMES.get(type(event).__name__, "failed")
     metrics.END_TO_END_SECONDS.labels(outcome).observe(max(took_s, 0.0))
 
 

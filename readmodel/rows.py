@@ -48,6 +48,10 @@ def to_row(state: JobState, last_entry_id: str) -> dict[str, Any]:
         "last_entry_id": last_entry_id,
         "tenant": state.tenant,
         "lane": storable(state.lane),
+        "batch_id": storable(state.batch_id),
+        "custom_id": storable(state.custom_id),
+        "deadline": state.deadline,
+        "cancel_reason": storable(state.cancel_reason),
     }
 
 
@@ -77,10 +81,14 @@ def to_state(row: Mapping[Any, Any]) -> JobState:
         # Announced rows of a projector from before lanes have none: those jobs were all
         # interactive.
         lane=row.get("lane") or INTERACTIVE,
+        batch_id=row.get("batch_id"),
+        custom_id=row.get("custom_id"),
+        deadline=row.get("deadline"),
+        cancel_reason=row.get("cancel_reason"),
     )
 
 
-TIMESTAMPS = ("created_at", "started_at", "finished_at", "updated_at")
+TIMESTAMPS = ("created_at", "started_at", "finished_at", "updated_at", "deadline")
 
 
 def json_default(value: Any) -> str:

@@ -42,11 +42,41 @@ jobs = Table(
     # The job's kind of lane (domain.lanes): "interactive" (submitted alone) or "bulk" (an item
     # of a batch). With the tenant it names the lane, and so the stream, of the job's events.
     Column("lane", Text, nullable=False, server_default="interactive"),
+    # The batch the job was submitted in and the client's name for it there (custom_id).
+    Column("batch_id", Text),
+    Column("custom_id", Text),
+    Column("deadline", DateTime(timezone=True)),
+    # domain.cancellation.CancelReason, for a cancelled job.
+    Column("cancel_reason", Text),
     CheckConstraint(
-        "status IN ('queued', 'started', 'succeeded', 'failed')", name="jobs_status_valid"
+        "status IN ('queued', 'started', 'succeeded', 'failed', 'cancelled')",
+        name="jobs_status_valid",
     ),
 )
 Index("jobs_status_idx", jobs.c.status)
+# Listing a tenant's jobs newest first (created_at, then job_id, descending), alone or with one
+# filter: each reads one of these in the page's order and stops after the page.
+Index("jobs_tenant_created_idx", jobs.c.tenant, jobs.c.created_at, jobs.c.job_id)
+Index("jobs_tenant_status_idx", jobs.c.tenant, jobs.c.status, jobs.c.created_at, jobs.c.job_id)
+Index(
+    "jobs_tenant_model_idx", jobs.c.tenant, jobs.c.model_version, jobs.c.created_at, jobs.c.job_id
+)
+Index(
+    "jobs_tenant_label_idx",
+    jobs.c.tenant,
+    jobs.c.result_label,
+    jobs.c.created_at,
+    jobs.c.job_id,
+    postgresql_where=jobs.c.result_label.isnot(None),
+)
+Index(
+    "jobs_tenant_batch_idx",
+    jobs.c.tenant,
+    jobs.c.batch_id,
+    jobs.c.created_at,
+    jobs.c.job_id,
+    postgresql_where=jobs.c.batch_id.isnot(None),
+)
 
 # Where each projection has read the event log up to: a row per lane of each partition (the
 # lane's name, eventlog.lanes; rows from before lanes are the default lane's). Written in the

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from api import submission
-from api.deps import ServicesDep, Submitter, charge
+from api.deps import CancelAfterMs, ServicesDep, Submitter, charge
 from api.limits import JsonBodyRoute
-from api.responses import SUBMIT_BATCH
+from api.responses import CANCEL_AFTER_PARAMETER, SUBMIT_BATCH
 from api.schemas import BatchAccepted, BatchRequest
 
 PATH = "/v1/inference/batch"
@@ -41,19 +41,26 @@ router = APIRouter(route_class=JsonBodyRoute)
     "replays the job of its first item. The body limit is BATCH_MAX_BODY_BYTES (default 8 MiB).",
     response_description="Every item's outcome, in the request's order.",
     responses=SUBMIT_BATCH,
+    openapi_extra={"parameters": [CANCEL_AFTER_PARAMETER]},
 )
 async def submit_batch(
     body: BatchRequest,
     request: Request,
     svc: ServicesDep,
     principal: Submitter,
+    cancel_after_ms: CancelAfterMs,
 ) -> Response:
     _require_at_most(body.items, svc.settings.batch_max_items)
     # Every item counts, the ones that will be rejected too: judging them is the work.
     await charge(svc, request, principal, jobs=len(body.items))
-    traceparent = request.headers.get("traceparent") or ""
-    counts, answers = await submission.accept_batch(svc, principal.tenant, body.items, traceparent)
-    return _render(counts, answers)
+    context = submission.BatchContext(
+        batch_id=submission.new_batch_id(),
+        tenant=principal.tenant,
+        traceparent=request.headers.get("traceparent") or "",
+        cancel_after_ms=cancel_after_ms,
+    )
+    counts, answers = await submission.accept_batch(svc, context, body.items)
+    return _render(context.batch_id, counts, answers)
 
 
 def _require_at_most(items: Sequence[Any], limit: int) -> None:
@@ -64,8 +71,9 @@ def _require_at_most(items: Sequence[Any], limit: int) -> None:
         raise RequestValidationError([error])
 
 
-def _render(counts: dict[str, int], answers: list[submission.Answer]) -> Response:
+def _render(batch_id: str, counts: dict[str, int], answers: list[submission.Answer]) -> Response:
     # ASCII escapes: an error may quote hostile input (a field named "\ud800"); skipping the
     # response model's validation saves a second pass over every item.
-    content = json.dumps({**counts, "items": answers}, separators=(",", ":"))
+    body = {"batch_id": batch_id, **counts, "items": answers}
+    content = json.dumps(body, separators=(",", ":"))
     return Response(content, status_code=202, media_type="application/json")

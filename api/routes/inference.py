@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Request, Response
 
 from api import prefer, submission
 from api.auth import Principal
-from api.deps import IdempotencyKey, Services, ServicesDep, Submitter, charge
+from api.deps import CancelAfterMs, IdempotencyKey, Services, ServicesDep, Submitter, charge
 from api.limits import JsonBodyRoute
 from api.longpoll import job_within, wait_for_job
-from api.responses import IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER, SUBMIT
+from api.responses import (
+    CANCEL_AFTER_PARAMETER,
+    IDEMPOTENCY_KEY_PARAMETER,
+    PREFER_PARAMETER,
+    SUBMIT,
+)
 from api.schemas import MAX_TEXT_CHARS, InferenceRequest, JobAccepted, JobBody
 from domain.events import JobRequested
 from domain.job import JobState, evolve
@@ -32,7 +39,9 @@ router = APIRouter(route_class=JsonBodyRoute)
     response_description="Accepted: the job is in the event log (or this replays it); with "
     "`Prefer: wait=N`, the job as it was when the wait ran out.",
     responses=SUBMIT,
-    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER]},
+    openapi_extra={
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER, CANCEL_AFTER_PARAMETER]
+    },
 )
 async def submit(
     body: InferenceRequest,
@@ -41,15 +50,16 @@ async def submit(
     svc: ServicesDep,
     principal: Submitter,
     key: IdempotencyKey,
+    cancel_after_ms: CancelAfterMs,
 ) -> JobAccepted | JobBody:
     await charge(svc, request, principal, jobs=1)
+    accepting = _Accepting(body, request, response, svc, principal, key, cancel_after_ms)
     wait_s = prefer.wait_seconds(request.headers.getlist(prefer.HEADER), svc.settings.max_wait_s)
     if wait_s is None:
-        job_id = svc.log.placement.job_id()
-        _event, accepted = await _accept(body, request, response, svc, principal, key, job_id)
+        _event, accepted = await accepting.accept(svc.log.placement.job_id())
         return JobAccepted(job_id=accepted.job_id)
     response.headers[prefer.APPLIED_HEADER] = prefer.applied_wait(wait_s)
-    job_id, state = await _accept_and_wait(body, request, response, svc, principal, key, wait_s)
+    job_id, state = await _accept_and_wait(accepting, wait_s)
     if state is None:  # a replayed job no longer readable: nothing better than the 202
         return JobAccepted(job_id=job_id)
     if state.status.is_terminal:
@@ -57,18 +67,11 @@ async def submit(
     return JobBody.of(state)
 
 
-async def _accept_and_wait(
-    body: InferenceRequest,
-    request: Request,
-    response: Response,
-    svc: Services,
-    principal: Principal,
-    key: str | None,
-    wait_s: float,
-) -> tuple[str, JobState | None]:
+async def _accept_and_wait(accepting: _Accepting, wait_s: float) -> tuple[str, JobState | None]:
+    svc, request, principal = accepting.svc, accepting.request, accepting.principal
     # Watched before the job exists: its outcome cannot be announced before this request listens.
     with svc.waiters.watch(svc.log.placement.job_id()) as watch:
-        event, accepted = await _accept(body, request, response, svc, principal, key, watch.job_id)
+        event, accepted = await accepting.accept(watch.job_id)
         if accepted.created and accepted.job_id == watch.job_id:
             # A new job is queued: no need to read what was just written. (One the cap moved
             # to another partition has another id: it is waited for below.)
@@ -78,18 +81,30 @@ async def _accept_and_wait(
     return accepted.job_id, replayed
 
 
-async def _accept(
-    body: InferenceRequest,
-    request: Request,
-    response: Response,
-    svc: Services,
-    principal: Principal,
-    key: str | None,
-    job_id: str,
-) -> tuple[JobRequested, Submission]:
-    traceparent = request.headers.get("traceparent") or ""
-    event, accepted = await submission.accept(svc, principal.tenant, body, key, job_id, traceparent)
-    if not accepted.created:
-        response.headers[submission.REPLAY_HEADER] = "true"
-    response.headers["Location"] = f"/v1/jobs/{accepted.job_id}"
-    return event, accepted
+@dataclass(frozen=True, slots=True)
+class _Accepting:
+    """One submission on its way in."""
+
+    body: InferenceRequest
+    request: Request
+    response: Response
+    svc: Services
+    principal: Principal
+    key: str | None
+    cancel_after_ms: int | None
+
+    async def accept(self, job_id: str) -> tuple[JobRequested, Submission]:
+        traceparent = self.request.headers.get("traceparent") or ""
+        event, accepted = await submission.accept(
+            self.svc,
+            self.principal.tenant,
+            self.body,
+            self.key,
+            job_id,
+            traceparent,
+            self.cancel_after_ms,
+        )
+        if not accepted.created:
+            self.response.headers[submission.REPLAY_HEADER] = "true"
+        self.response.headers["Location"] = f"/v1/jobs/{accepted.job_id}"
+        return event, accepted

@@ -106,7 +106,9 @@ def test_job_ids_come_back_in_the_order_of_the_items_and_of_the_log(make_service
     events = requested(service)
     assert [e["job_id"] for e in events] == job_ids
     assert [e["text"] for e in events] == texts  # stored stripped, as one at a time
-    assert all("custom_id" not in e for e in events)  # echoed only, never stored
+    # Kept with the job, with the batch it came in (GET /v1/batches/{id}/results).
+    assert [e["custom_id"] for e in events] == texts
+    assert {e["batch_id"] for e in events} == {body["batch_id"]}
     assert len({e["traceparent"] for e in events}) == 1  # one request, one trace
 
 

@@ -309,7 +309,7 @@ def test_the_description_publishes_the_limits_and_why_there_is_no_409(api: Servi
         REPLAY_HEADER,
         "Preference-Applied",
     }
-    assert [p["name"] for p in submit["parameters"]] == [KEY_HEADER, "Prefer"]
+    assert [p["name"] for p in submit["parameters"]] == [KEY_HEADER, "Prefer", "Cancel-After"]
     assert "Retry-After" in submit["responses"]["503"]["headers"]
     for path in spec["paths"].values():
         for operation in path.values():

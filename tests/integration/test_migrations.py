@@ -144,3 +144,43 @@ def test_the_lanes_migration_makes_what_was_projected_the_default_lanes(postgres
             upgrade(url)  # and up again
         finally:
             engine.dispose()
+
+
+def test_the_job_control_migration_adds_cancelled_and_a_downgrade_reads_it_as_failed(
+    postgres_url,
+):
+    with fresh_database(postgres_url, "template1") as url:
+        upgrade(url, "0005")
+        engine = create_engine(url)
+        job_id = "01a2222c-2f5b-772f-b08b-c988cdc0bb63"
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO jobs (job_id, status, created_at, updated_at, last_entry_id)"
+                        f" VALUES ('{job_id}', 'queued', now(), now(), '5-0')"
+                    )
+                )
+            upgrade(url, "0006")
+            with engine.begin() as conn:
+                row = conn.execute(text("SELECT batch_id, cancel_reason FROM jobs")).one()
+                assert tuple(row) == (None, None)
+                conn.execute(
+                    text(
+                        "UPDATE jobs SET status = 'cancelled', cancel_reason = 'requested',"
+                        " batch_id = 'b1'"
+                    )
+                )
+                indexes = {
+                    name
+                    for (name,) in conn.execute(
+                        text("SELECT indexname FROM pg_indexes WHERE tablename = 'jobs'")
+                    )
+                }
+                assert {"jobs_tenant_created_idx", "jobs_tenant_batch_idx"} <= indexes
+            downgrade(url, "0005")
+            with engine.connect() as conn:
+                row = conn.execute(text("SELECT status, error FROM jobs")).one()
+                assert tuple(row) == ("failed", "cancelled: requested")
+        finally:
+            engine.dispose()

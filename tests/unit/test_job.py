@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.events import JobFailed, JobRequested, JobRetrying, JobStarted, JobSucceeded
+from domain.events import (
+    JobCancelled,
+    JobFailed,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    JobSucceeded,
+)
 from domain.job import JobResult, JobStatus, evolve, fold
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -150,3 +157,37 @@ def test_a_job_is_its_requests_tenant_whatever_came_first():
     assert fold([requested(tenant="acme"), started(), succeeded()])[JOB].tenant == "acme"
     # Read from the middle of the log: the outcome before the request.
     assert fold([succeeded(), started(), requested(tenant="acme")])[JOB].tenant == "acme"
+
+
+def cancelled(t=2.0, reason="requested"):
+    return JobCancelled(job_id=JOB, occurred_at=at(t), reason=reason, by="api")
+
+
+def test_a_queued_job_can_be_cancelled_and_keeps_the_reason():
+    state = fold([requested(), cancelled(reason="expired")])[JOB]
+    assert state.status is JobStatus.CANCELLED and state.status.is_terminal
+    assert state.cancel_reason == "expired"
+    assert state.finished_at == at(2) and state.started_at is None and state.result is None
+
+
+def test_a_cancel_absorbs_the_outcome_that_lost_the_race_and_vice_versa():
+    first_cancel = fold([requested(), started(), cancelled(t=2), succeeded(t=3)])[JOB]
+    assert first_cancel.status is JobStatus.CANCELLED and first_cancel.result is None
+    first_success = fold([requested(), started(), succeeded(t=2), cancelled(t=3)])[JOB]
+    assert first_success.status is JobStatus.SUCCEEDED and first_success.cancel_reason is None
+
+
+def test_a_request_carries_its_batch_and_deadline_into_the_state():
+    deadline = at(30)
+    request = JobRequested(
+        job_id=JOB,
+        occurred_at=T0,
+        text="hello",
+        model_version="m1",
+        batch_id="batch_1",
+        custom_id="row-7",
+        deadline=deadline,
+    )
+    state = evolve(None, request)
+    assert (state.batch_id, state.custom_id, state.deadline) == ("batch_1", "row-7", deadline)
+    assert evolve(None, requested()).batch_id is None

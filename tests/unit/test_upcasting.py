@@ -45,8 +45,17 @@ def test_a_request_keeps_its_tenant_on_the_wire():
         text="t", model_version="m", tenant="acme",
     )  # fmt: skip
     fields = encode(event)
-    assert fields["v"] == "2" and fields["tenant"] == "acme"
+    assert fields["v"] == "3" and fields["tenant"] == "acme"
     assert decode(fields) == event
+
+
+def test_a_request_from_before_batches_is_of_no_batch_and_has_no_deadline():
+    v2 = {**V0, "v": "2", "model_version": "m", "traceparent": "", "tenant": "acme"}
+    v2["lane"] = "bulk"
+    event = decode(v2)
+    assert isinstance(event, JobRequested)
+    assert (event.tenant, event.lane) == ("acme", "bulk")
+    assert (event.batch_id, event.custom_id, event.deadline) == ("", "", None)
 
 
 def test_without_an_upcaster_the_old_version_is_refused():

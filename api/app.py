@@ -17,7 +17,7 @@ from api.logclient import LogClient
 from api.metrics import TenantLabels
 from api.projection import ProjectionReader, connection_pool
 from api.ratelimits import RateLimitHeaders
-from api.routes import admin, batch, events, health, inference, jobs
+from api.routes import admin, batch, batches, cancel, events, health, inference, jobs
 from api.settings import ApiSettings
 from api.tenants import TenantStore
 from api.timing import RequestTiming
@@ -106,11 +106,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        path_limits={batch.PATH: settings.batch_max_body_bytes},
+        path_limits={
+            batch.PATH: settings.batch_max_body_bytes,
+            batches.FILE_PATH: settings.batch_file_max_bytes,
+        },
     )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestTiming)
-    routers = (inference, batch, jobs, events, admin, health)
+    routers = (inference, batch, batches, cancel, jobs, events, admin, health)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

@@ -4,6 +4,7 @@ lane of each partition) and the archived part of a timeline. Every call is guard
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import psycopg
@@ -70,6 +71,20 @@ class ProjectionReader:
                 # drops it, and the read is safe to repeat on a fresh one.
                 found = await self._read_job(job_id)
         return to_state(found) if found else None
+
+    async def rows(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Every row of a read-only `query` (psycopg placeholders), as dicts, guarded and
+        retried once on a connection PostgreSQL closed, as `job` is."""
+        async with guarded("postgres", self._timeout_s):
+            try:
+                return await self._fetch_all(query, params)
+            except psycopg.OperationalError:
+                return await self._fetch_all(query, params)
+
+    async def _fetch_all(self, query: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        async with self._pool.connection(timeout=self._timeout_s) as conn:
+            cursor = await conn.execute(query, params)
+            return cast(list[dict[str, Any]], await cursor.fetchall())
 
     async def _read_job(self, job_id: str) -> dict[str, Any] | None:
         async with self._pool.connection(timeout=self._timeout_s) as conn:

@@ -24,6 +24,10 @@ class ApiSettings(CommonSettings):
     # POST /v1/inference/batch: most items in one batch, and its own (larger) body limit.
     batch_max_items: int = Field(default=1000, ge=1, le=100_000)
     batch_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # POST /v1/batches (a JSON Lines file, read as it streams in): most lines, and its body
+    # limit, which the file is checked against as it arrives.
+    batch_file_max_lines: int = Field(default=100_000, ge=1, le=1_000_000)
+    batch_file_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     # Longest a long-poll (GET ?wait=, POST Prefer: wait=) is held; requests may ask for up to 60.
     # 0 answers every long-poll at once with the job as it is (e.g. an API without workers).
     max_wait_s: float = Field(default=60.0, ge=0.0, le=60.0)

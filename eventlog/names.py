@@ -70,6 +70,26 @@ class Names:
         then its lane's name when that is not the default lane (eventlog.submission)."""
         return f"{self.tag(partition_of(job_id))}:job:{job_id}"
 
+    def run(self, job_id: str) -> str:
+        """String: how far a job's run has got, for the scripts that decide its one terminal
+        event: "started", then the type of its terminal event; absent while it is queued."""
+        return f"{self.tag(partition_of(job_id))}:run:{job_id}"
+
+    def deadlines(self, partition: int) -> str:
+        """Sorted set: a partition's jobs that have a deadline ("job_id lane"), scored by it
+        in Unix ms, until they end."""
+        return f"{self.tag(partition)}:deadlines"
+
+    def batch_cancelled(self, partition: int, batch_id: str) -> str:
+        """String: present once a batch is cancelled, in every partition, so that its jobs
+        still queued there end cancelled instead of starting."""
+        return f"{self.tag(partition)}:batch-cancelled:{batch_id}"
+
+    def batch(self, batch_id: str) -> str:
+        """Hash: a batch's tenant, creation time and the number of jobs it was given, written
+        as they are accepted, so that the batch is known before the projector has its jobs."""
+        return f"{self.prefix}:batch:{{{batch_id}}}"
+
     def idempotency(self, key: str, tenant: str = DEFAULT_TENANT) -> str:
         """Hash: the job id and request fingerprint a tenant's Idempotency-Key is bound to.
         Keys are per tenant: two tenants sending one key get two jobs. The default tenant's

@@ -19,7 +19,7 @@ from eventlog.entries import Entry, range_entries
 from eventlog.lanes import known_lanes
 
 ROOT = REPO_ROOT
-TERMINAL = ("succeeded", "failed")
+TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class Service(Roles):

@@ -159,4 +159,5 @@ def require(scope: Scope, charged: bool = True) -> Any:
 
 Submitter = Annotated[Principal, require(Scope.SUBMIT, charged=False)]
 Reader = Annotated[Principal, require(Scope.READ)]
+Canceller = Annotated[Principal, require(Scope.CANCEL)]
 Admin = Annotated[Principal, require(Scope.ADMIN)]

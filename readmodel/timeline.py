@@ -122,6 +122,17 @@ async def streamed(
     not before its request), reading at most `max_pages` pages (None: the whole rest of the
     stream, for operators). Without `lane`, the job index names it (the default lane once the
     index is gone)."""
+    stream, start = await stream_start(client, names, job_id, checkpoint, lane)
+    found, _ = await scan(client, stream, job_id, start, max_pages=max_pages)
+    return found
+
+
+async def stream_start(
+    client: AsyncClient, names: Names, job_id: str, checkpoint: str, lane: Lane | None = None
+) -> tuple[str, str]:
+    """The stream of the job's lane (without `lane`, the one the job index names), and where
+    in it (an XRANGE start) the job's entries after `checkpoint`, that lane's checkpoint,
+    begin."""
     indexed = cast(str | None, await client.get(names.job(job_id)))
     requested, indexed_lane = indexed_at(indexed) if indexed else (START, DEFAULT_LANE)
     lane = indexed_lane if lane is None else lane
@@ -130,15 +141,31 @@ async def streamed(
     start = f"({checkpoint}"
     if lane == indexed_lane and latest(checkpoint, requested) != checkpoint:
         start = requested
-    stream = names.lane(partition_of(job_id), lane)
+    return names.lane(partition_of(job_id), lane), start
+
+
+async def scan(
+    client: AsyncClient,
+    stream: str,
+    job_id: str,
+    start: str,
+    end: str = "+",
+    max_pages: int | None = MAX_PAGES,
+) -> tuple[list[Entry], str | None]:
+    """The job's entries in `stream` from `start` to `end` (XRANGE bounds), reading at most
+    `max_pages` pages (None: all); and the id of the last entry read, of any job (None when
+    there was none), which is where a reader that follows the stream goes on from."""
     found: list[Entry] = []
+    last: str | None = None
     pages = 0
     while max_pages is None or pages < max_pages:
         pages += 1
-        reply: Any = await client.xrange(stream, start, "+", count=PAGE)
+        reply: Any = await client.xrange(stream, start, end, count=PAGE)
         batch = range_entries(reply)
         found += [entry for entry in batch if entry[1].get("job_id") == job_id]
+        if batch:
+            last = batch[-1][0]
         if len(batch) < PAGE:
             break
-        start = f"({batch[-1][0]}"
-    return found
+        start = f"({last}"
+    return found, last

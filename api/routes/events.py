@@ -1,31 +1,133 @@
-"""GET /v1/jobs/{job_id}/events: every event of a job, in log order."""
+"""GET /v1/jobs/{job_id}/events: every event of a job, in log order; as JSON, or live as
+Server-Sent Events (`Accept: text/event-stream`) until the job is terminal.
+
+A live stream starts as the JSON timeline does (the archive in PostgreSQL, then the part of the
+job's lane stream the projector has not reached), then follows the lane. Every stream of this
+process that follows a job of one lane shares one reader of that lane (LaneTail): a lane holds
+every job of its tenant and kind, and each stream reading it alone would read all of them, so
+the reads would grow with the number of streams open; shared, they grow with the lanes followed.
+The reader polls (XRANGE after the last entry it read, every POLL_S); a terminal announcement
+of the projector (api.waiters) makes it read at once. No stream holds a PostgreSQL connection:
+the archive is read once, before the stream starts.
+
+Resuming: each event's SSE id is its stream entry id, ordered within the job (all of a job's
+events are in its lane's stream); with Last-Event-ID the stream sends exactly the events after
+it. A stream lasts at most api.sse.LIFE_S; the client then reconnects with Last-Event-ID. A
+request resuming at or after the job's terminal event is 204 No Content, which tells an
+EventSource (which reconnects whenever a stream ends) to stop.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
-from api.deps import Reader, ServicesDep
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+
+from api import sse
+from api.deps import Reader, Services, ServicesDep
+from api.errors import DependencyUnavailableError, RefusedRequestError
+from api.guard import guarded
 from api.longpoll import read_job, visible
+from api.openapi import example, problem_response
 from api.params import JobId
 from api.responses import READ_JOB
 from api.schemas import EventBody, TimelineBody
+from api.waiters import Watch
+from domain.events import TERMINAL_EVENT_TYPES
 from domain.ids import is_job_id
-from eventlog.lanes import DEFAULT_LANE
+from eventlog.connection import AsyncClient
+from eventlog.entries import Entry, range_entries
+from eventlog.lanes import DEFAULT_LANE, Lane
+from eventlog.positions import START, position
 from readmodel import timeline
+from readmodel.timeline import TimelineEvent
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
+
+# How often a lane's shared reader looks for new entries, and how many pages (of
+# timeline.PAGE entries) it reads at most before it lets the others have Redis.
+POLL_S = 0.15
+PAGES_PER_POLL = 10
+# A reader whose reads fail (Redis down) waits longer and longer, up to this, between tries.
+MAX_BACKOFF_S = 2.0
+
+_TERMINAL = frozenset(cls.__name__ for cls in TERMINAL_EVENT_TYPES)
+# A stream entry id as Redis writes them: what every event id of this stream is.
+_ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+_EVENT_STREAM_EXAMPLE = (
+    "event: JobRequested\n"
+    'data: {"entry_id":"1795869653593-0","type":"JobRequested","schema_version":3,...}\n'
+    "id: 1795869653593-0\n\n"
+    ": heartbeat\n\n"
+    "event: JobStarted\n"
+    'data: {"entry_id":"1795869653601-0","type":"JobStarted","schema_version":1,...}\n'
+    "id: 1795869653601-0\n\n"
+)
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **READ_JOB,
+    200: {
+        "description": "The job's timeline (JSON); or, with `Accept: text/event-stream`, its "
+        "events as Server-Sent Events as they happen, from the first (or after Last-Event-ID), "
+        "each with `event:` its type, `id:` its stream entry id and `data:` the event as JSON "
+        f"(the timeline's event object); a `: heartbeat` comment after {sse.HEARTBEAT_S:g} s "
+        "of silence. The stream ends after the job's terminal event, or after "
+        f"{sse.LIFE_S:g} s: reconnect then with Last-Event-ID.",
+        "content": {
+            sse.MEDIA_TYPE: {"schema": {"type": "string"}, "example": _EVENT_STREAM_EXAMPLE}
+        },
+    },
+    204: {
+        "description": "Event stream only: Last-Event-ID is the job's terminal event or later; "
+        "there is nothing more to send (an EventSource stops reconnecting)."
+    },
+    400: problem_response(
+        "Last-Event-ID is not an event id of this stream (a stream entry id, `<ms>-<seq>`).",
+        example(
+            400,
+            "invalid-last-event-id",
+            "Invalid Last-Event-ID",
+            "Last-Event-ID must be an event id this stream sent, like 1795869653593-0.",
+        ),
+    ),
+}
 
 
 @router.get(
     "/v1/jobs/{job_id}/events",
     response_model=TimelineBody,
-    summary="Read a job's events",
+    summary="Read a job's events, or follow them live",
     description="Every event of the job in log order, from the archive and, for events the "
-    "projector has not reached yet, the stream.",
+    "projector has not reached yet, the stream. With `Accept: text/event-stream`, the same "
+    "events as Server-Sent Events as they happen, until the job is terminal; Last-Event-ID "
+    "resumes after that event.",
     response_description="The job's timeline.",
-    responses=READ_JOB,
+    responses=RESPONSES,
 )
-async def get_job_events(job_id: JobId, svc: ServicesDep, principal: Reader) -> TimelineBody:
+async def get_job_events(
+    job_id: JobId,
+    request: Request,
+    svc: ServicesDep,
+    principal: Reader,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias=sse.LAST_EVENT_ID,
+            description="Event stream only: the id of the last event received; the stream "
+            "sends the events after it. An EventSource sends it when it reconnects.",
+        ),
+    ] = None,
+) -> TimelineBody | Response:
+    live = sse.wanted(request.headers.get("accept"))
+    after = _resume_after(last_event_id) if live else START
     if not is_job_id(job_id):
         raise HTTPException(404, f"no job {job_id}")
     job = await read_job(svc, job_id)
@@ -35,10 +137,266 @@ async def get_job_events(job_id: JobId, svc: ServicesDep, principal: Reader) -> 
     # Its events are all in its lane (a job known to neither the projection nor the log, which
     # only an admin gets this far with: the default lane's, as before lanes).
     lane = timeline.lane_of(job.lane, job.tenant) if job is not None else DEFAULT_LANE
-    checkpoint, archived = await svc.projection.archived(job_id, lane)
-    streamed = await svc.log.streamed(job_id, checkpoint, lane)
-    events = timeline.timeline(timeline.merge(archived, streamed), job_id)
-    if not events:
+    known, scanned = await _catch_up(svc, job_id, lane)
+    if not known:
         raise HTTPException(404, f"no job {job_id}")
-    bodies = [EventBody.model_validate(event, from_attributes=True) for event in events]
-    return TimelineBody(job_id=job_id, events=bodies)
+    if not live:
+        bodies = [_body(event) for event in known]
+        return TimelineBody(job_id=job_id, events=bodies)
+    ended = any(event.type in _TERMINAL for event in known)
+    if ended and position(known[-1].entry_id) <= position(after):
+        return Response(status_code=204)
+    frames = _frames(svc, _tails(request, svc), job_id, known, scanned, after, ended)
+    return sse.response(frames)
+
+
+def _resume_after(header: str | None) -> str:
+    value = sse.last_event_id(header)
+    if value is None:
+        return START
+    if not _ENTRY_ID.match(value):
+        raise RefusedRequestError(
+            "invalid-last-event-id",
+            "Invalid Last-Event-ID",
+            "Last-Event-ID must be an event id this stream sent, like 1795869653593-0.",
+        )
+    return value
+
+
+def _body(event: TimelineEvent) -> EventBody:
+    return EventBody.model_validate(event, from_attributes=True)
+
+
+async def _catch_up(
+    svc: Services, job_id: str, lane: Lane
+) -> tuple[list[TimelineEvent], tuple[str, str]]:
+    """The job's events so far, and where its lane's stream was read to: (the stream, the last
+    entry read, of any job). The JSON timeline reads at most timeline.MAX_PAGES pages of the
+    stream; a live stream reads the rest as it follows."""
+    checkpoint, archived = await svc.projection.archived(job_id, lane)
+    async with guarded("redis", svc.timeout_s):
+        names = svc.settings.names
+        stream, start = await timeline.stream_start(svc.redis, names, job_id, checkpoint, lane)
+        streamed, last = await timeline.scan(svc.redis, stream, job_id, start)
+    events = timeline.timeline(timeline.merge(archived, streamed), job_id)
+    # Nothing read: the stream ended before `start` (new entries come after it).
+    return events, (stream, last or start.removeprefix("("))
+
+
+def _frame(event: TimelineEvent) -> bytes:
+    return sse.event(event.type, _body(event).model_dump_json(), id=event.entry_id)
+
+
+async def _frames(
+    svc: Services,
+    tails: LaneTails,
+    job_id: str,
+    known: list[TimelineEvent],
+    scanned: tuple[str, str],
+    after: str,
+    ended: bool,
+) -> AsyncIterator[bytes]:
+    """The job's events after `after`: the `known` ones, then, unless it `ended`, those its
+    lane's reader finds, until the terminal one."""
+    sent = position(after)
+    for event in known:
+        if position(event.entry_id) > sent:
+            yield _frame(event)
+            sent = position(event.entry_id)
+    if ended:
+        return
+    stream, read_to = scanned
+    with tails.follow(stream, job_id, read_to) as follower, svc.waiters.watch(job_id) as watch:
+        # The projector's word that the job is terminal: its last event is in the stream, so
+        # the reader need not wait for its next poll.
+        poking = asyncio.create_task(_poke_when_announced(watch, follower.tail))
+        try:
+            async for batch in _followed(svc, follower, job_id, read_to):
+                for event in batch:
+                    if position(event.entry_id) <= sent:
+                        continue
+                    yield _frame(event)
+                    sent = position(event.entry_id)
+                    if event.type in _TERMINAL:
+                        return
+        except DependencyUnavailableError as exc:
+            # The status is sent already: end, and let the client resume when Redis is back.
+            log.warning("event stream of job %s ends: %s", job_id, exc)
+            yield sse.comment("redis unavailable; reconnect with Last-Event-ID")
+        finally:
+            poking.cancel()
+
+
+async def _followed(
+    svc: Services, follower: Follower, job_id: str, read_to: str
+) -> AsyncIterator[list[TimelineEvent]]:
+    """The job's events after `read_to`, as they come: first those between it and where the
+    lane's reader was when the follower joined (a reader already running may be ahead), then
+    what the reader hands over."""
+    if position(follower.joined_at) > position(read_to):
+        gap: list[Entry] = []
+        start = f"({read_to}"
+        while True:
+            async with guarded("redis", svc.timeout_s):
+                found, last = await timeline.scan(
+                    svc.redis, follower.tail.stream, job_id, start, follower.joined_at, 1
+                )
+            gap += found
+            if last is None or position(last) >= position(follower.joined_at):
+                break
+            start = f"({last}"
+        yield timeline.timeline(gap, job_id)
+    while True:
+        yield timeline.timeline(await follower.next(), job_id)
+
+
+async def _poke_when_announced(watch: Watch, tail: LaneTail) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        if await watch.wait(loop.time() + sse.LIFE_S):
+            tail.poke()
+
+
+def _tails(request: Request, svc: Services) -> LaneTails:
+    """This process's lane readers (one set per application, made on first use)."""
+    state = request.app.state
+    tails: LaneTails | None = getattr(state, "lane_tails", None)
+    if tails is None:
+        tails = state.lane_tails = LaneTails(svc.redis, svc.timeout_s)
+    return tails
+
+
+class Follower:
+    """A live stream's share of a lane's reader: the entries of its job, handed over as the
+    reader finds them."""
+
+    def __init__(self, tail: LaneTail, job_id: str, joined_at: str) -> None:
+        self.tail = tail
+        self.job_id = job_id
+        # Where the reader was when this joined: every entry after it is handed over.
+        self.joined_at = joined_at
+        self._entries: list[Entry] = []
+        self._arrived = asyncio.Event()
+
+    def hand_over(self, entry: Entry) -> None:
+        self._entries.append(entry)
+        self._arrived.set()
+
+    async def next(self) -> list[Entry]:
+        """The entries handed over since the last call, waiting for one if there are none."""
+        await self._arrived.wait()
+        self._arrived.clear()
+        entries, self._entries = self._entries, []
+        return entries
+
+
+class LaneTail:
+    """One reader of a lane's stream for every live stream of this process following a job in
+    that lane: it reads each entry once and hands it to the followers of its job."""
+
+    def __init__(self, redis: AsyncClient, stream: str, cursor: str, timeout_s: float) -> None:
+        self.stream = stream
+        # The last entry read: every entry after it goes to the followers there are when it is
+        # read (joining and handing over happen between two reads, never during one).
+        self.cursor = cursor
+        self._redis = redis
+        self._timeout_s = timeout_s
+        self._followers: dict[str, set[Follower]] = {}
+        self._poked = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(followers) for followers in self._followers.values())
+
+    def join(self, job_id: str) -> Follower:
+        follower = Follower(self, job_id, self.cursor)
+        self._followers.setdefault(job_id, set()).add(follower)
+        return follower
+
+    def leave(self, follower: Follower) -> None:
+        followers = self._followers.get(follower.job_id, set())
+        followers.discard(follower)
+        if not followers:
+            self._followers.pop(follower.job_id, None)
+
+    def poke(self) -> None:
+        """Read now, without waiting for the next poll."""
+        self._poked.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"lane-tail:{self.stream}")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        pause_s = POLL_S
+        while True:
+            try:
+                await self.read()
+                pause_s = POLL_S
+            except DependencyUnavailableError as exc:
+                log.warning("reading %s for event streams: %s", self.stream, exc)
+                pause_s = min(pause_s * 2, MAX_BACKOFF_S)
+            except Exception:
+                # The streams that follow the lane depend on this reader: it reports and goes
+                # on rather than leave them waiting for nothing.
+                log.exception("reading %s for event streams failed", self.stream)
+                pause_s = min(pause_s * 2, MAX_BACKOFF_S)
+            try:
+                async with asyncio.timeout(pause_s):
+                    await self._poked.wait()
+            except TimeoutError:
+                pass
+            self._poked.clear()
+
+    async def read(self) -> None:
+        """Read what the lane got since the last read (up to PAGES_PER_POLL pages) and hand
+        each entry to its job's followers."""
+        for _ in range(PAGES_PER_POLL):
+            async with guarded("redis", self._timeout_s):
+                reply: Any = await self._redis.xrange(
+                    self.stream, f"({self.cursor}", "+", count=timeline.PAGE
+                )
+            batch = range_entries(reply)
+            self._hand_over(batch)
+            if len(batch) < timeline.PAGE:
+                return
+
+    def _hand_over(self, batch: Iterable[Entry]) -> None:
+        for entry in batch:
+            for follower in self._followers.get(entry[1].get("job_id", ""), ()):
+                follower.hand_over(entry)
+            self.cursor = entry[0]
+
+
+class LaneTails:
+    """The lane readers of one process, by stream: one runs while a live stream follows a job
+    of its lane."""
+
+    def __init__(self, redis: AsyncClient, timeout_s: float) -> None:
+        self._redis = redis
+        self._timeout_s = timeout_s
+        self._tails: dict[str, LaneTail] = {}
+
+    def __len__(self) -> int:
+        return len(self._tails)
+
+    @contextmanager
+    def follow(self, stream: str, job_id: str, read_to: str) -> Iterator[Follower]:
+        """Follow `job_id` in `stream` for the block's duration. A new reader starts after
+        `read_to` (where the caller read the stream to); one already running goes on from where
+        it is, which the follower's `joined_at` says."""
+        tail = self._tails.get(stream)
+        if tail is None:
+            tail = self._tails[stream] = LaneTail(self._redis, stream, read_to, self._timeout_s)
+            tail.start()
+        follower = tail.join(job_id)
+        try:
+            yield follower
+        finally:
+            tail.leave(follower)
+            if len(tail) == 0 and self._tails.get(stream) is tail:
+                del self._tails[stream]
+                tail.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -30,14 +30,15 @@ class Frame:
         return json.loads(self.data)
 
 
-def parse(lines: Iterable[str]) -> list[Frame]:
-    """The frames of an event stream given as its lines (without their line ends)."""
-    frames, current, data = [], Frame(), []
+def frames(lines: Iterable[str]) -> Iterator[Frame]:
+    """The frames of an event stream given as its lines (without their line ends), each as
+    soon as its blank line comes: so a test can read a live stream frame by frame."""
+    current, data = Frame(), []
     for line in lines:
         if line == "":
             if data or current.comments or current.event != "message":
                 current.data = "\n".join(data)
-                frames.append(current)
+                yield current
             current, data = Frame(), []
             continue
         if line.startswith(":"):
@@ -51,11 +52,10 @@ def parse(lines: Iterable[str]) -> list[Frame]:
             current.event = value
         elif name == "id":
             current.id = value
-    return frames
 
 
 def parse_bytes(raw: bytes) -> list[Frame]:
-    return parse(raw.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    return list(frames(raw.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n")))
 
 
 def test_an_event_has_its_name_json_data_and_id() -> None:

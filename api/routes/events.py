@@ -211,7 +211,7 @@ async def _frames(
         # the reader need not wait for its next poll.
         poking = asyncio.create_task(_poke_when_announced(watch, follower.tail))
         try:
-            async for batch in _followed(svc, follower, job_id, read_to):
+            async for batch in followed(svc, follower, job_id, read_to):
                 for event in batch:
                     if position(event.entry_id) <= sent:
                         continue
@@ -227,7 +227,7 @@ async def _frames(
             poking.cancel()
 
 
-async def _followed(
+async def followed(
     svc: Services, follower: Follower, job_id: str, read_to: str
 ) -> AsyncIterator[list[TimelineEvent]]:
     """The job's events after `read_to`, as they come: first those between it and where the

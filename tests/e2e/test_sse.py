@@ -8,16 +8,19 @@ import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from api.routes.events import LaneTails
-from domain.events import JobRequested, JobStarted
-from domain.ids import new_job_id
+from api.routes.events import LaneTails, followed
+from domain.cancellation import CancelReason
+from domain.events import JobCancelled, JobRequested, JobStarted
+from domain.ids import new_job_id, partition_of
 from eventlog.connection import connect_async
 from eventlog.entries import stream_fields
 from eventlog.names import Names
+from eventlog.submission import indexed_at
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import TERMINAL, Service
 from tests.unit.test_sse import Frame, frames
@@ -169,6 +172,45 @@ def test_many_streams_of_one_lane_each_get_their_own_job(running: Service):
         assert_matches_timeline(received, timeline(running, job_id))
 
 
+@pytest.fixture(scope="module")
+def idle(make_service: ServiceFactory) -> Service:
+    """No consumer: a job stays queued until something else ends it."""
+    service = make_service()
+    service.start("projector")
+    service.start("api")
+    return service
+
+
+def cancel_in_the_log(service: Service, job_id: str) -> None:
+    """Append the job's JobCancelled to its lane, as a cancel does."""
+    client = service.redis()
+    try:
+        _requested_at, lane = indexed_at(str(client.get(service.names.job(job_id))))
+        event = JobCancelled(
+            job_id=job_id, occurred_at=now(), reason=CancelReason.REQUESTED, by="test"
+        )
+        lane_stream = service.names.lane(partition_of(job_id), lane)
+        client.xadd(lane_stream, stream_fields(event))  # type: ignore[arg-type]
+    finally:
+        client.close()
+
+
+def test_a_cancelled_job_ends_its_stream_with_job_cancelled(idle: Service):
+    job_id = idle.submit("never to run").json()["job_id"]
+    received: list[Frame] = []
+    with idle.http.stream(
+        "GET", f"/v1/jobs/{job_id}/events", headers=SSE, timeout=READ_TIMEOUT_S
+    ) as response:
+        for frame in events_of(frames(response.iter_lines())):
+            received.append(frame)
+            if frame.event == "JobRequested":
+                cancel_in_the_log(idle, job_id)
+    assert [frame.event for frame in received] == ["JobRequested", "JobCancelled"]
+    assert received[-1].json()["payload"]["reason"] == "requested"
+    assert idle.wait_terminal(job_id)["status"] == "cancelled"
+    assert_matches_timeline(received, timeline(idle, job_id))
+
+
 # The JSON form and bad requests
 
 
@@ -281,6 +323,12 @@ def test_followers_of_one_lane_share_a_reader_and_miss_nothing(
                 with tails.follow(stream_key, b, first) as follow_b:
                     assert len(tails) == 1 and follow_b.tail is follow_a.tail
                     assert follow_b.joined_at == follow_a.tail.cursor != first
+                    # Its own read covers what the reader had passed: b's first event.
+                    svc = SimpleNamespace(redis=client, timeout_s=2.0)
+                    events_of_b = followed(svc, follow_b, b, first)  # type: ignore[arg-type]
+                    gap = await anext(events_of_b)
+                    assert [(e.type, e.attempt) for e in gap] == [("JobStarted", 1)]
+                    await events_of_b.aclose()
                     later = await append(started(b))
                     got_b = await asyncio.wait_for(follow_b.next(), 5)
                     assert [e[0] for e in got_b] == [later]

@@ -66,7 +66,7 @@ PROBLEMS = Counter(
 )
 REQUEST_SECONDS = Histogram(
     "inferflow_http_request_duration_seconds",
-    "HTTP request latency.",
+    "HTTP request latency: until the answer starts (a stream's life is not counted).",
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

@@ -1,18 +1,96 @@
-"""GET /v1/jobs/{job_id}: a job as the projection (or, before it, the log) shows it, at once or
-once it is terminal (`?wait=`)."""
+"""GET /v1/jobs: a tenant's jobs, newest first, a page at a time, filtered; and GET
+/v1/jobs/{job_id}: a job as the projection (or, before it, the log) shows it, at once or once it
+is terminal (`?wait=`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from api.deps import Reader, ServicesDep
+from api.listing import MAX_LIMIT, JobPage, ListingQuery, next_link, read_page
 from api.longpoll import job_within
+from api.openapi import SERVER_ERROR, example, problem_response
 from api.params import JobId, Wait
-from api.responses import READ_JOB
-from api.schemas import JobBody
+from api.responses import READ_JOB, guarded_by
+from api.schemas import JobBody, UnprocessableProblem
 from domain.ids import is_job_id
 
 router = APIRouter()
+
+LIST_JOBS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Link": {
+                "description": 'RFC 8288: `<...>; rel="next"`, the URL of the next page (this '
+                "request's with `cursor` set), relative to this one's. Absent on the last page.",
+                "schema": {"type": "string"},
+            }
+        }
+    },
+    400: problem_response(
+        "The cursor is not one this API gave, or was given with other filters.",
+        example(
+            400,
+            "invalid-cursor",
+            "Invalid cursor",
+            "The cursor is not one this API gave: send `next_cursor` as it came.",
+        ),
+    ),
+    422: problem_response(
+        "A parameter is not valid: an unknown status, a time without its offset, a limit "
+        f"outside 1 to {MAX_LIMIT}, or a parameter this route does not know.",
+        example(
+            422,
+            "validation-error",
+            "Invalid request",
+            f"query.limit: Input should be less than or equal to {MAX_LIMIT}",
+            errors=[
+                {
+                    "field": "query.limit",
+                    "message": f"Input should be less than or equal to {MAX_LIMIT}",
+                    "type": "less_than_equal",
+                }
+            ],
+        ),
+        model=UnprocessableProblem,
+    ),
+    **guarded_by("read"),
+    # Redis as well: the request is charged to its rate limits there.
+    503: READ_JOB[503],
+    **SERVER_ERROR,
+}
+
+
+@router.get(
+    "/v1/jobs",
+    response_model=JobPage,
+    summary="List jobs",
+    description="The caller's tenant's jobs, newest first (by `created_at`, then `job_id`), "
+    "a page at a time. Filters combine: a job is listed when it passes every filter given, "
+    "and `status`, repeated, is any of its values. Pages are keyset pages: `next_cursor` "
+    "names where this page ended, and the next page (the `cursor` parameter, with the same "
+    "filters, or the URL of the `Link` header) starts right below it. Paging is complete and "
+    "stable while jobs keep arriving: a new job sorts above the first page, so the pages after "
+    "it never shift, and every job is listed once. A job is listed once the projector has it "
+    "(milliseconds after its 202); a status filter sees each job's status when its page is "
+    "read.",
+    response_description="A page of jobs.",
+    responses=LIST_JOBS,
+)
+async def list_jobs(
+    query: Annotated[ListingQuery, Query()],
+    request: Request,
+    response: Response,
+    svc: ServicesDep,
+    principal: Reader,
+) -> JobPage:
+    # Always the caller's tenant only, an admin's too: a listing spans no tenants.
+    page = await read_page(svc, principal.tenant, query)
+    if page.next_cursor is not None:
+        response.headers["Link"] = next_link(request.url, request.query_params, page.next_cursor)
+    return page
 
 
 @router.get(

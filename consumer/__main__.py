@@ -12,6 +12,7 @@ import threading
 
 from classifier.registry import ModelRegistry
 from consumer import metrics
+from consumer.deadlines import DeadlineSweeper
 from consumer.inference import InferenceRunner
 from consumer.settings import ConsumerSettings
 from consumer.worker import Worker
@@ -53,9 +54,20 @@ def serve(settings: ConsumerSettings, client: Client) -> None:
             failed.append(exc)
             stop.set()
 
+    sweeper = DeadlineSweeper(settings, client)
+
+    def sweep() -> None:
+        try:
+            sweeper.run(stop)
+        except BaseException as exc:
+            log.exception("deadline sweeper failed; stopping")
+            failed.append(exc)
+            stop.set()
+
     threads = [
         threading.Thread(target=work, args=(w,), name=f"consumer-p{w.partition}") for w in workers
     ]
+    threads.append(threading.Thread(target=sweep, name="deadlines"))
     try:
         for thread in threads:
             thread.start()

@@ -19,3 +19,12 @@ class InferenceTimeoutError(PermanentError):
     def __init__(self, timeout_ms: int) -> None:
         self.timeout_ms = timeout_ms
         super().__init__(f"inference timed out after {timeout_ms} ms")
+
+
+class RunEndedError(PermanentError):
+    """The job ended while it ran (a cancel, or its deadline): its retries stop, and whatever
+    the run would have written is dropped (eventlog.runs)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} ended while it ran")

@@ -9,8 +9,16 @@ from runtime.metrics import serve_metrics
 
 JOBS = Counter(
     "inferflow_consumer_jobs_total",
-    "Jobs finished by this consumer; superseded: another consumer had claimed the entry.",
+    "Jobs finished by this consumer; superseded: another consumer had claimed the entry; "
+    "cancelled: the job was cancelled before its outcome (it never ran, or its outcome was "
+    "dropped).",
     ["outcome"],
+)
+CANCELS = Counter(
+    "inferflow_consumer_cancels_total",
+    "JobCancelled events this consumer wrote: its deadline passed before it started (expired) "
+    "or while it ran (timed_out), or its batch was cancelled before it ended (batch_cancelled).",
+    ["reason"],
 )
 INFERENCE_SECONDS = Histogram(
     "inferflow_inference_duration_seconds",

@@ -1,6 +1,7 @@
-"""The events a consumer writes about a job. Writing them is the consumer group's
+"""The outcomes a consumer writes about a job. Writing them is the consumer group's
 (eventlog.group): every terminal event goes through its FINISH script, which appends it and
-acknowledges the request only while the entry is still this consumer's."""
+acknowledges the request only while the entry is still this consumer's and the job's run has not
+ended; its JobStarted is the START script's (eventlog.runs)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,7 @@ from datetime import datetime
 
 from classifier.registry import Prediction
 from domain.errors import InferFlowError
-from domain.events import JobFailed, JobRequested, JobStarted, JobSucceeded
-
-
-def started(request: JobRequested, consumer: str, at: datetime) -> JobStarted:
-    return JobStarted(job_id=request.job_id, occurred_at=at, consumer=consumer, attempt=1)
+from domain.events import JobFailed, JobRequested, JobSucceeded
 
 
 def succeeded(

@@ -41,6 +41,11 @@ class ConsumerSettings(CommonSettings):
     # projector has already applied (docs/reliability.md).
     outcome_replicas: int = Field(default=0, ge=0, le=16)
     outcome_replicas_timeout_ms: int = Field(default=1000, ge=1)
+    # How often to cancel the jobs whose deadline (Cancel-After) has passed, in every partition
+    # served (consumer.deadlines): how late past its deadline a job may still end.
+    deadline_sweep_ms: int = Field(default=250, ge=10, le=60_000)
+    # Due jobs cancelled per partition and round trip.
+    deadline_sweep_count: int = Field(default=500, ge=1, le=10_000)
     fault_injection: bool = False
     # 0: /metrics not served (several consumers on one host would need a port each).
     metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -23,11 +23,13 @@ from tenacity import (
 
 from classifier.registry import Prediction
 from consumer import metrics, outcomes, reporting
+from consumer.errors import RunEndedError
 from consumer.inference import InferenceRunner
 from consumer.settings import ConsumerSettings
 from domain.errors import InferFlowError
 from domain.events import Event, JobFailed, JobRequested, JobRetrying, decode
 from eventlog.group import ConsumerGroup
+from eventlog.runs import Verdict
 from runtime import spans
 
 log = logging.getLogger(__name__)
@@ -60,21 +62,29 @@ class SingleJob:
         return self.run(lane, entry_id, request, started=False)
 
     def run(self, lane: ConsumerGroup, entry_id: str, request: JobRequested, started: bool) -> str:
-        """Run the job of an entry of `lane` (appending JobStarted unless a batch already did);
+        """Run the job of an entry of `lane` (beginning it by START unless a batch already did);
         its outcome name."""
         attributes = {"inferflow.job_id": request.job_id, "inferflow.consumer": self._name}
         with spans.span("inferflow.infer", request.traceparent, **attributes) as current:
             if not started:
-                lane.append(outcomes.started(request, self._name, self._clock()))
+                (begun,) = lane.start([(entry_id, request)], self._clock())
+                if begun.verdict is not Verdict.STARTED:
+                    name = reporting.unstarted_name(begun)
+                    reporting.cancelled(self._name, request.job_id, request.traceparent, begun)
+                    metrics.JOBS.labels(name).inc()
+                    current.set(**{"inferflow.outcome": name})
+                    return name
             began = time.perf_counter()
             outcome = self._execute(lane, request)
-            name = reporting.outcome_name(outcome, lane.finish(entry_id, outcome))
+            decision = lane.finish(entry_id, outcome, request=request)
+            name = reporting.outcome_name(outcome, decision)
             duration_ms = (time.perf_counter() - began) * 1000
             reporting.job(self._name, request, outcome, name, duration_ms)
+            reporting.cancelled(self._name, request.job_id, request.traceparent, decision)
             metrics.JOBS.labels(name).inc()
             attempt = getattr(outcome, "attempt", 0)
             current.set(**{"inferflow.attempt": attempt, "inferflow.outcome": name})
-            if isinstance(outcome, JobFailed):
+            if isinstance(outcome, JobFailed) and name == reporting.FAILED:
                 current.fail(outcome.error)
         return name
 
@@ -117,6 +127,19 @@ class SingleJob:
     ) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay_ms = round((state.next_action.sleep if state.next_action else 0.0) * 1000)
+        retrying = JobRetrying(
+            job_id=request.job_id,
+            occurred_at=self._clock(),
+            consumer=self._name,
+            attempt=state.attempt_number,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            delay_ms=delay_ms,
+        )
+        if not lane.note(retrying):
+            # Cancelled while it ran: no more attempts. Raised out of the retry loop, it makes
+            # the job's outcome a failure that FINISH then drops.
+            raise RunEndedError(request.job_id)
         metrics.RETRIES.labels(type(exc).__name__).inc()
         log.info(
             "attempt failed; retrying",
@@ -127,17 +150,6 @@ class SingleJob:
                 "error": str(exc),
                 "delay_ms": delay_ms,
             },
-        )
-        lane.append(
-            JobRetrying(
-                job_id=request.job_id,
-                occurred_at=self._clock(),
-                consumer=self._name,
-                attempt=state.attempt_number,
-                error_type=type(exc).__name__,
-                error=str(exc),
-                delay_ms=delay_ms,
-            )
         )
 
     def _refuse(
@@ -150,10 +162,10 @@ class SingleJob:
             lane.ack(entry_id)
             return None
         failure = outcomes.failed(job_id, self._name, self._clock(), 0, exc)
-        if not lane.finish(entry_id, failure):
-            metrics.JOBS.labels(reporting.SUPERSEDED).inc()
-            return reporting.SUPERSEDED
-        metrics.JOBS.labels(reporting.FAILED).inc()
+        name = reporting.outcome_name(failure, lane.finish(entry_id, failure))
+        metrics.JOBS.labels(name).inc()
+        if name != reporting.FAILED:
+            return name
         log.error(
             "job failed: its request does not decode",
             extra={

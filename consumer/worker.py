@@ -27,19 +27,30 @@ from consumer.batch import BatchJobs, partition
 from consumer.inference import InferenceRunner
 from consumer.settings import ConsumerSettings
 from consumer.single import SingleJob
-from domain.events import JobRequested
+from domain.errors import InferFlowError
+from domain.events import JobRequested, decode
 from eventlog.connection import Client
 from eventlog.deadletters import dead_letter_fields
 from eventlog.entries import Entry
 from eventlog.errors import DeliveryLimitExceededError, NotReplicatedError
 from eventlog.group import GroupOptions, PartitionGroup
 from eventlog.lanes import Lane
+from eventlog.runs import Verdict
 
 log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _request(fields: dict[str, str]) -> JobRequested | None:
+    """The request of an entry, for its deadline and batch; None when it does not decode."""
+    try:
+        request = decode(fields)
+    except InferFlowError:
+        return None
+    return request if isinstance(request, JobRequested) else None
 
 
 class Worker:
@@ -70,6 +81,7 @@ class Worker:
             self.name,
             options,
             settings.lanes_refresh_ms,
+            run_ttl_s=settings.job_index_ttl_s,
         )
         self.held = self.group.held
         self._batch = BatchJobs(self.name, runner, clock)
@@ -207,7 +219,9 @@ class Worker:
         letter = dead_letter_fields(
             entry_id, fields, deliveries, str(error), self._clock(), lane.name
         )
-        if group.finish(entry_id, failure, letter):
+        decision = group.finish(entry_id, failure, letter, _request(fields))
+        reporting.cancelled(self.name, fields["job_id"], fields.get("traceparent", ""), decision)
+        if decision.verdict is Verdict.WRITTEN:
             metrics.DEAD_LETTERS.inc()
             metrics.JOBS.labels(reporting.FAILED).inc()
             log.error(

@@ -18,24 +18,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from domain.events import Event, encode
-from eventlog import scripts
+from domain.events import Event, JobRequested, encode
+from eventlog import runs, scripts
 from eventlog.connection import Client
 from eventlog.entries import Entry, entries_by_stream, flat_args, stream_fields
-from eventlog.errors import NotReplicatedError
 from eventlog.heartbeat import HeldEntries
 from eventlog.lanes import Lane, known_lanes, served_first
 from eventlog.names import Names
 from eventlog.positions import START
+from eventlog.runs import Decision, LaneRuns
+from eventlog.writes import ScriptCall, SlotWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +72,21 @@ class ConsumerGroup:
         options: GroupOptions = GroupOptions(),
         held: HeldEntries | None = None,
         unfinished: str | None = None,
+        runs: LaneRuns | None = None,
     ) -> None:
         self._redis = client
         self.stream = stream
         # A count of the stream's unfinished jobs that FINISH takes one from (Names.queued).
         self.unfinished = unfinished
+        # The runs of the stream's jobs (eventlog.runs): with them, jobs are begun by START, and
+        # FINISH writes nothing for a job that ended meanwhile (a cancel). Without, FINISH
+        # decides by ownership alone.
+        self.runs = runs
         self.group = group
         self.consumer = consumer
         self.dead_letters = dead_letters
         self._options = options
-        self._finish = client.register_script(scripts.FINISH)
-        self._finish_loaded = False
+        self._writes = SlotWriter(client, stream, options.replicas, options.replicas_timeout_ms)
         self._next_claim_at = 0.0
         self._claim_cursor = START
         # Entries read with nothing to do, acknowledged with the next read (one round trip).
@@ -147,98 +150,91 @@ class ConsumerGroup:
             for event in events:
                 pipe.xadd(self.stream, stream_fields(event))
 
-        self._pipelined(queue)
+        self._writes.pipelined(queue)
+
+    def start(
+        self,
+        requests: Sequence[tuple[str, JobRequested]],
+        at: datetime,
+        ack_ids: Sequence[str] = (),
+    ) -> list[Decision]:
+        """Begin the jobs of these (entry id, request) and acknowledge entries that need no
+        outcome, in one round trip: each job's JobStarted, unless its run ended (ENDED) or it
+        is cancelled now instead (CANCELLED: its batch was, or its deadline passed). Needs
+        `runs`."""
+        if self.runs is None:
+            raise ValueError(f"the group on {self.stream} does not track runs")
+        before = (lambda pipe: pipe.xack(self.stream, self.group, *ack_ids)) if ack_ids else None
+        if not requests:
+            if before is not None:
+                self._writes.pipelined(before)
+            return []
+        keys, argv = self.runs.start(requests, self.consumer, at)
+        (reply,) = self._writes.scripts([(scripts.START, keys, argv)], before)
+        return [runs.parse(item) for item in reply]
+
+    def note(self, event: Event) -> bool:
+        """Append a running job's non-terminal event (JobRetrying); False, with nothing
+        written, when its run has ended (it was cancelled)."""
+        if self.runs is None:
+            self.append(event)
+            return True
+        keys, argv = self.runs.note(event.job_id, encode(event))
+        (reply,) = self._writes.scripts([(scripts.NOTE, keys, argv)])
+        return reply is not None
 
     def finish(
-        self, entry_id: str, outcome: Event, dead_letter: Mapping[str, str] | None = None
-    ) -> bool:
+        self,
+        entry_id: str,
+        outcome: Event,
+        dead_letter: Mapping[str, str] | None = None,
+        request: JobRequested | None = None,
+    ) -> Decision:
         """Append the outcome (and the dead letter, if any) and acknowledge the entry, in one
-        step; False when the entry is no longer this consumer's."""
-        keys, argv = self._finish_args(entry_id, outcome, dead_letter)
-        if not self._options.replicas:
-            return self._finish(keys=keys, args=argv) is not None
-        return self._finish_calls([(keys, argv)])[0]
+        step: WRITTEN; SUPERSEDED when the entry is no longer this consumer's; with `runs`,
+        ENDED when the job ended meanwhile, CANCELLED (a JobCancelled written instead) when
+        `request`'s batch was cancelled or its deadline passed."""
+        call = self._finish_call(entry_id, outcome, request, dead_letter)
+        return runs.parse(self._writes.scripts([call])[0])
 
-    def finish_all(self, outcomes: Sequence[tuple[str, Event]]) -> list[bool]:
-        """`finish` for every (entry id, outcome), in one round trip. Each FINISH still runs as
-        its own atomic script."""
-        return self._finish_calls([self._finish_args(e, o) for e, o in outcomes])
+    def finish_all(
+        self,
+        outcomes: Sequence[tuple[str, Event]],
+        requests: Mapping[str, JobRequested] | None = None,
+    ) -> list[Decision]:
+        """`finish` for every (entry id, outcome), in one round trip, each with its job's
+        request from `requests` (by job id) when known. Each FINISH still runs as its own
+        atomic script."""
+        found = requests or {}
+        calls = [self._finish_call(e, o, found.get(o.job_id)) for e, o in outcomes]
+        return [runs.parse(reply) for reply in self._writes.scripts(calls)]
 
-    def _finish_calls(self, calls: Sequence[tuple[list[str], list[str]]]) -> list[bool]:
-        replies = self._evalsha(calls)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            # Redis lost its script cache (restart, SCRIPT FLUSH). The calls that met NOSCRIPT
-            # did not run, so running them again cannot write a second outcome.
-            self._finish.sha = self._redis.script_load(scripts.FINISH)
-            again = self._evalsha([calls[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return [reply is not None for reply in replies]
-
-    def _finish_args(
-        self, entry_id: str, outcome: Event, dead_letter: Mapping[str, str] | None = None
-    ) -> tuple[list[str], list[str]]:
+    def _finish_call(
+        self,
+        entry_id: str,
+        outcome: Event,
+        request: JobRequested | None,
+        dead_letter: Mapping[str, str] | None = None,
+    ) -> ScriptCall:
         fields = flat_args(encode(outcome))
-        counted = "1" if self.unfinished else "0"
-        argv = [self.group, self.consumer, entry_id, counted, str(len(fields)), *fields]
-        keys = [self.stream, self.unfinished] if self.unfinished else [self.stream]
-        if dead_letter is None:
-            return keys, argv
-        return [*keys, self.dead_letters], argv + flat_args(dead_letter)
-
-    def _evalsha(self, calls: Sequence[tuple[list[str], list[str]]]) -> list[Any]:
-        # EVALSHA by hand: a Script called on a pipeline costs a SCRIPT EXISTS round trip. As a
-        # plain command: redis-py's cluster pipeline refuses `evalsha()`, which it cannot know
-        # to be safe, while the keys of these calls are all in the stream's slot.
-        def queue(pipe: Any) -> None:
-            for keys, argv in calls:
-                pipe.execute_command("EVALSHA", self._finish.sha, len(keys), *keys, *argv)
-
-        return self._pipelined(queue, raise_on_error=False)
-
-    def _pipelined(self, queue: Callable[[Any], None], raise_on_error: bool = True) -> list[Any]:
-        """Run what `queue` puts on a pipeline, in one round trip; with `replicas`, on the
-        stream's master itself and followed by WAIT on the same connection (WAIT counts that
-        connection's writes), raising NotReplicatedError when too few replicas took them."""
-        wanted = self._options.replicas
-        if not wanted:
-            pipe = self._redis.pipeline(transaction=False)
-            queue(pipe)
-            return list(pipe.execute(raise_on_error=raise_on_error))
-        try:
-            replies = self._on_master(queue, raise_on_error)
-        except (MovedError, AskError, ClusterDownError, RedisConnectionError):
-            if not isinstance(self._redis, RedisCluster):
-                raise
-            # The slot moved (a failover): learn the new map and try once more. A node that
-            # answered MOVED ran nothing; FINISH does nothing for an entry no longer this
-            # consumer's.
-            self._redis.nodes_manager.initialize()
-            replies = self._on_master(queue, raise_on_error)
-        *results, acknowledged = replies
-        if isinstance(acknowledged, Exception) or int(acknowledged) < wanted:
-            got = 0 if isinstance(acknowledged, Exception) else int(acknowledged)
-            raise NotReplicatedError(got, wanted, self._options.replicas_timeout_ms)
-        return results
-
-    def _on_master(self, queue: Callable[[Any], None], raise_on_error: bool) -> list[Any]:
-        if not self._finish_loaded:
-            # Loaded ahead: a FINISH that met NOSCRIPT would run nothing, and the WAIT after it
-            # would then refuse a write that was never made.
-            self._finish.sha = self._redis.script_load(scripts.FINISH)
-            self._finish_loaded = True
-        master: Any = self._redis
-        if isinstance(self._redis, RedisCluster):
-            node = self._redis.get_node_from_key(self.stream)  # type: ignore[no-untyped-call]
-            master = self._redis.get_redis_connection(node)
-        pipe = master.pipeline(transaction=False)
-        queue(pipe)
-        pipe.execute_command("WAIT", self._options.replicas, self._options.replicas_timeout_ms)
-        return list(pipe.execute(raise_on_error=raise_on_error))
+        cancelled: list[str] = []
+        if self.runs is None:  # the stream in the run's places: FINISH then tracks no run
+            run_keys, run_argv = [self.stream] * 3, ["0", "", ""]
+        else:
+            run_keys, run_argv, cancelled = self.runs.finish(
+                outcome.job_id, request, self.consumer, outcome.occurred_at
+            )
+        keys = [self.stream, *run_keys]
+        counted = "0"
+        if self.unfinished:
+            keys.append(self.unfinished)
+            counted = "1"
+        argv = [self.group, self.consumer, entry_id, counted, *run_argv, str(len(fields)), *fields]
+        argv += [str(len(cancelled)), *cancelled]
+        if dead_letter is not None:
+            keys.append(self.dead_letters)
+            argv += flat_args(dead_letter)
+        return scripts.FINISH, keys, argv
 
 
 # -------------------------------------------------------------------- several streams, one slot
@@ -361,9 +357,12 @@ class PartitionGroup:
         consumer: str,
         options: GroupOptions = GroupOptions(),
         refresh_ms: int = 1000,
+        run_ttl_s: int = 7 * 86400,
     ) -> None:
         self._redis = client
         self._names = names
+        # How long a job's run key lives (eventlog.runs): JOB_INDEX_TTL_S.
+        self._run_ttl_s = run_ttl_s
         self.partition = partition
         self.group = group
         self.consumer = consumer
@@ -416,6 +415,7 @@ class PartitionGroup:
                 self._options,
                 self.held,
                 unfinished=self._names.queued(self.partition, lane),
+                runs=LaneRuns(self._names, self.partition, lane, self.group, self._run_ttl_s),
             )
             self._by_stream[stream] = lane
         self._lanes = {lane: self._lanes[lane] for lane in served_first(list(self._lanes))}

@@ -27,7 +27,7 @@ from typing import Any
 
 from domain.events import JobRequested, encode
 from domain.ids import partition_of
-from eventlog import scripts
+from eventlog import runs, scripts
 from eventlog.connection import AsyncClient, Client
 from eventlog.entries import flat_args
 from eventlog.lanes import DEFAULT_LANE, Lane
@@ -91,8 +91,10 @@ def submit_args(
     the job's partition (0: no cap)."""
     partition, lane = partition_of(event.job_id), Lane.of(event)
     keys, lane_name = _lane_args(names, partition, lane)
-    keys += [names.job(event.job_id), *_counts(names, partition, lane)]
-    argv = [event.job_id, str(index_ttl_s), lane_name, str(cap)]
+    keys += [names.job(event.job_id), *_counts(names, partition, lane), names.deadlines(partition)]
+    deadline = runs.deadline_ms(event.deadline)
+    member = runs.deadline_member(event.job_id, lane) if deadline else ""
+    argv = [event.job_id, str(index_ttl_s), lane_name, str(cap), deadline, member]
     return keys, argv + flat_args(encode(event))
 
 
@@ -133,7 +135,7 @@ def batch_submit_args(
         raise ValueError("a batch needs at least one entry")
     lane = Lane.of(events[0])
     keys, lane_name = _lane_args(names, partition, lane)
-    keys += _counts(names, partition, lane)
+    keys += [*_counts(names, partition, lane), names.deadlines(partition)]
     values: list[str] = []
     field_names: tuple[str, ...] = ()
     for event in events:
@@ -146,7 +148,8 @@ def batch_submit_args(
             raise ValueError(f"event fields {tuple(fields)} differ from {field_names}")
         keys.append(names.job(event.job_id))
         values += fields.values()
-    argv = [str(index_ttl_s), lane_name, str(cap), str(len(field_names)), *field_names]
+        values.append(runs.deadline_ms(event.deadline))
+    argv = [str(index_ttl_s), lane_name, str(cap), lane.name, str(len(field_names)), *field_names]
     return keys, argv + values
 
 

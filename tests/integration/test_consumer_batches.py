@@ -16,6 +16,7 @@ from consumer.inference import InferenceRunner, Timed
 from consumer.worker import Worker
 from domain.events import JobFailed, JobSucceeded, decode, is_terminal
 from eventlog import group as group_module
+from eventlog import scripts
 from eventlog.lanes import DEFAULT_LANE
 from eventlog.names import Names
 from tests.support import event_types, job_events, log_events, submit
@@ -114,13 +115,13 @@ def spy_on_start(worker: Worker) -> list[tuple[int, int]]:
     """(JobStarted events, acknowledgements) of every start round trip from now on."""
     calls: list[tuple[int, int]] = []
     lane = worker.group.lane(DEFAULT_LANE)
-    start = lane.append_and_ack
+    start = lane.start
 
-    def spy(events, ack_ids):
-        calls.append((len(events), len(ack_ids)))
-        start(events, ack_ids)
+    def spy(requests, at, ack_ids=()):
+        calls.append((len(requests), len(ack_ids)))
+        return start(requests, at, ack_ids)
 
-    lane.append_and_ack = spy
+    lane.start = spy
     return calls
 
 
@@ -305,10 +306,10 @@ def test_finishing_survives_a_lost_script_cache(make_worker, redis_client, names
     jobs = [submit(redis_client, names, text) for text in TEXTS[:3]]
     # As after a Redis restart: the server does not know the script by this hash.
     lane = worker.group.lane(DEFAULT_LANE)
-    lane._finish.sha = "0" * 40
+    lane._writes.shas[scripts.FINISH] = lane._writes.shas[scripts.START] = "0" * 40
     drain(worker)
     assert all(isinstance(job_events(redis_client, names, j)[-1], JobSucceeded) for j in jobs)
-    assert lane._finish.sha != "0" * 40
+    assert lane._writes.shas[scripts.FINISH] != "0" * 40
 
 
 def test_the_batch_outcomes_decode_like_any_other(make_worker, redis_client, names):

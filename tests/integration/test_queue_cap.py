@@ -12,6 +12,7 @@ from domain.lanes import BULK, INTERACTIVE
 from eventlog.group import ConsumerGroup
 from eventlog.lanes import Lane
 from eventlog.names import Names
+from eventlog.runs import Verdict
 from eventlog.submission import BatchEntry, Retention, Submission, Submitter
 from tests.support import MODEL_VERSION, async_client, succeeded
 
@@ -99,18 +100,20 @@ def test_finish_counts_down_once_per_job_and_never_below_zero(redis_url, redis_c
     read = group.read(10, None)
     assert len(read) == 3
     (first_id, first), (second_id, second), (third_id, third) = read
-    assert group.finish(first_id, succeeded(first["job_id"]))
-    assert not group.finish(first_id, succeeded(first["job_id"]))  # no longer this one's
+    assert group.finish(first_id, succeeded(first["job_id"])).verdict is Verdict.WRITTEN
+    # No longer this one's:
+    assert group.finish(first_id, succeeded(first["job_id"])).verdict is Verdict.SUPERSEDED
     assert count(redis_client, names, BULK) == 2
     # A job sent to the dead letters finishes too.
-    assert group.finish(second_id, succeeded(second["job_id"]), {"reason": "test"})
+    letter = {"reason": "test"}
+    assert group.finish(second_id, succeeded(second["job_id"]), letter).verdict is Verdict.WRITTEN
     assert count(redis_client, names, BULK) == 1
     assert len(redis_client.xrange(names.dead_letters(0))) == 1
     # Then there is room again.
     (again,) = submit(redis_url, names, [request(INTERACTIVE)], cap=3)
     assert again.created
     redis_client.set(names.queued(0, lane), 0)  # as for a job accepted before counts existed
-    assert group.finish(third_id, succeeded(third["job_id"]))
+    assert group.finish(third_id, succeeded(third["job_id"])).verdict is Verdict.WRITTEN
     assert count(redis_client, names, BULK) == 0
     assert [s.created for s in jobs] == [True, True, True]
 

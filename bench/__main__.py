@@ -12,6 +12,9 @@ Modes (--mode all, or a comma list of them):
   backlog     N queued jobs (default 1,000,000): drain rate by tenths, latency before/after
   fairness    tenant A's bulk backlog alone, then with tenant B's waiting clients beside it:
               A's drain rate both times, B's latency idle and under the backlog (issue #15)
+  listing     GET /v1/jobs, pages of 100 from 1,000,000 jobs, for each filter, with GET
+              /v1/jobs/{id} beside it and the API's CPU per request (issue #16); the jobs are
+              seeded once into a database kept on the server, so a rerun skips that
 
 Servers come from REDIS_URL / DATABASE_URL, else embedded ones, started once. Every stack gets
 a fresh database and key prefix. The load comes from `bench.loadgen` processes (uvloop, a
@@ -30,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import machine, options, targets
+from bench import listing, machine, options, targets
 from bench.accept import accept
 from bench.backlog import backlog
 from bench.batch import batch
@@ -57,6 +60,7 @@ OWN_STACK: dict[str, Callable[[Path, options.Options], Section | list[Section]]]
     "partitions": partitions,
     "backlog": backlog,
     "fairness": fairness,
+    "listing": listing.listing,
 }
 
 
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         for mode in (m for m in o.modes if m in OWN_STACK):
             sections += guarded(mode, partial(OWN_STACK[mode], work, o))
         checked = targets.check(sections)
+        listing.check(sections, checked)
         checked.print()
         if o.json:
             write_json(o.json, {**described, "options": asdict(o)}, [*sections, checked])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Modes that share one stack, then the ones that start their own.
 SHARED_MODES = ("sequential", "longpoll", "concurrent", "batch", "accept")
-OWN_STACK_MODES = ("projector", "scaling", "partitions", "backlog", "fairness")
+OWN_STACK_MODES = ("projector", "scaling", "partitions", "backlog", "fairness", "listing")
 MODES = SHARED_MODES + OWN_STACK_MODES
 
 
@@ -42,6 +42,10 @@ class Options:
     fairness_wait_s: int
     fairness_idle_jobs: int
     fairness_rounds: int
+    listing_jobs: int
+    listing_requests: int
+    listing_pages: int
+    listing_limit: int
     consumers: int
     api_workers: int
     env: dict[str, str]
@@ -138,6 +142,13 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     add("--fairness-rounds", type=int, default=1,
         help="fairness: pairs of runs (A alone, A with B), each on fresh stacks; the summary "
         "takes their medians")  # fmt: skip
+    add("--listing-jobs", type=int, default=1_000_000,
+        help="listing: jobs in its database (seeded once, kept on the server)")  # fmt: skip
+    add("--listing-requests", type=int, default=300,
+        help="listing: sequential GET /v1/jobs per filter, as many reference reads")  # fmt: skip
+    add("--listing-pages", type=int, default=10,
+        help="listing: pages per walk (following next_cursor from the first page)")  # fmt: skip
+    add("--listing-limit", type=int, default=100, help="listing: jobs per page (limit)")
     add("--consumers", type=int, default=2, help="consumer processes of the stack")
     add("--api-workers", type=int, default=1, help="API_WORKERS of the API (and the reference)")
     add("--env", type=_pair, action="append", default=[], metavar="KEY=VALUE",

@@ -10,12 +10,14 @@ import itertools
 import json
 import random
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -24,6 +26,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from api.listing import JobPage, ListingQuery, read_page
 from api.projection import ProjectionReader, connection_pool
 from api.schemas import JobBody
+from bench import listing as bench_listing
+from bench.checkpoint import plain_url
+from devstack.databases import drop_database
 from domain.ids import new_job_id
 from domain.job import JobResult, JobState, JobStatus
 from domain.lanes import BULK
@@ -366,3 +371,39 @@ def test_each_filter_reads_its_index_in_page_order_without_a_sort(engine, seeded
         assert all(n["Scan Direction"] == "Backward" for n in scans), plan
         if position is not None:
             assert all("ROW(created_at, job_id) <" in n["Index Cond"] for n in scans), plan
+
+
+# The bench's seed
+
+
+def test_the_bench_seeds_its_jobs_once_and_keeps_them(postgres_url):
+    database = f"inferflow_test_listing_{uuid.uuid4().hex[:8]}"
+    try:
+        url = bench_listing.seeded(postgres_url, 3000, database, report=lambda _: None)
+        with psycopg.connect(plain_url(url), autocommit=True) as conn:
+            count, tenants, statuses, ties = conn.execute(
+                "SELECT count(*), count(DISTINCT tenant), count(DISTINCT status),"
+                " count(*) - count(DISTINCT (created_at, tenant)) FROM jobs"
+            ).fetchone()
+            assert (count, tenants, statuses) == (3000, 4, 5)
+            assert ties > 0, "a batch's jobs share their created_at"
+            conn.execute("DELETE FROM jobs WHERE status = 'failed'")  # a mark of this seed
+            kept = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            indexes = conn.execute(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'jobs'"
+            ).fetchone()[0]
+        assert bench_listing.seeded(postgres_url, 3000, database, report=lambda _: None) == url
+        with psycopg.connect(plain_url(url), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == kept
+        # Another size is another seed: the rows are replaced, the indexes rebuilt.
+        bench_listing.seeded(postgres_url, 2000, database, report=lambda _: None)
+        with psycopg.connect(plain_url(url), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 2000
+            assert (
+                conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'jobs'").fetchone()[
+                    0
+                ]
+                == indexes
+            )
+    finally:
+        drop_database(postgres_url, database)

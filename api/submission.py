@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -24,18 +25,22 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from api import deadlines, metrics
-from api.errors import IdempotencyKeyReusedError, QueueFullError
+from api.errors import DependencyUnavailableError, IdempotencyKeyReusedError, QueueFullError
+from api.guard import guarded
 from api.problems import TYPE_PREFIX
 from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
 from classifier.errors import UnknownModelVersionError
 from domain.events import JobRequested
 from domain.ids import new_job_id, partition_of
 from domain.lanes import BULK, INTERACTIVE
+from eventlog import batches
 from eventlog.submission import BatchEntry, Submission
 from runtime import spans, tracing
 
 if TYPE_CHECKING:
     from api.deps import Services
+
+log = logging.getLogger(__name__)
 
 KEY_HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -85,6 +90,23 @@ def requested(
 def new_batch_id() -> str:
     """A batch's id: random, as a UUID (a batch spans partitions, so none is named in it)."""
     return str(uuid.uuid4())
+
+
+# The namespace of the batch ids named by a tenant's Idempotency-Key (UUIDv5).
+_KEYED_BATCHES = uuid.uuid5(uuid.NAMESPACE_URL, "urn:inferflow:batch")
+
+
+def keyed_batch_id(tenant: str, key: str) -> str:
+    """The batch a file sent with Idempotency-Key `key` is: the same for every sending of it,
+    another for each tenant (a key is its tenant's)."""
+    return str(uuid.uuid5(_KEYED_BATCHES, f"{tenant}\n{key}"))
+
+
+def line_key(key: str, custom_id: str) -> str:
+    """The key that binds the job of a file's line to the file's Idempotency-Key and the line's
+    custom_id. A tab cannot be part of an Idempotency-Key: so no header names it, and no two
+    (key, custom_id) pairs share one."""
+    return f"{key}\t{custom_id}"
 
 
 async def accept(
@@ -158,36 +180,67 @@ async def _elsewhere(
 
 @dataclass(frozen=True, slots=True)
 class BatchContext:
-    """What every item of one batch shares: its id and tenant, the request's trace, and the
-    Cancel-After of the items that name none of their own."""
+    """What every item of one batch shares: its id and tenant, the request's trace, the
+    Cancel-After of the items that name none of their own; for a file (POST /v1/batches), its
+    Idempotency-Key, which keys each line by its custom_id (`line_key`). How its items are
+    judged (`item_model`) and named in their errors (`item_path`, then the item's number)."""
 
     batch_id: str
     tenant: str
     traceparent: str = ""
     cancel_after_ms: int | None = None
+    idempotency_key: str | None = None
+    item_model: type[BatchItem] = BatchItem
+    item_path: str = "body.items"
 
 
 async def accept_batch(
-    svc: Services, context: BatchContext, items: Sequence[Any]
+    svc: Services,
+    context: BatchContext,
+    items: Sequence[Any],
+    numbers: Sequence[int] | None = None,
 ) -> tuple[dict[str, int], list[Answer]]:
-    """Judge every item, accept the valid ones as the batch's jobs in one command; the counts
-    by status, and every item's answer in the request's order."""
+    """Judge every item, accept the valid ones as the batch's jobs in one command, and count
+    them in the batch's record; the counts by status, and every item's answer in the request's
+    order. `numbers`: each item's number in its answer and errors (its index without)."""
     tenant, traceparent = context.tenant, context.traceparent
     attributes: dict[str, spans.AttributeValue] = {"inferflow.batch_size": len(items)}
     with spans.span("inferflow.submit_batch", traceparent, **attributes) as current:
         # One trace for the request: with spans on, every job's work hangs under this span.
         trace = current.traceparent or tracing.accept(traceparent)
-        answers, pending = await judge(items, svc, dataclasses.replace(context, traceparent=trace))
+        traced = dataclasses.replace(context, traceparent=trace)
+        answers, pending = await judge(items, svc, traced, numbers=numbers)
         cap = await _cap(svc, tenant)
         submissions = await svc.log.submit_batch([entry for _, entry in pending], cap)
-        settle(pending, submissions)
+        settle(pending, submissions, context)
         await _settle_elsewhere(svc, pending, submissions, cap)
         counts = count(answers)
         current.set(**{f"inferflow.{status}": n for status, n in counts.items()})
+    if counts["accepted"]:
+        await _record(svc, context, pending[0][1].event.occurred_at, counts["accepted"])
     label = svc.tenant_label(tenant)
     metrics.JOBS_SUBMITTED.labels(label).inc(counts["accepted"])
     metrics.IDEMPOTENT_REPLAYS.labels(label).inc(counts["replayed"])
     return counts, answers
+
+
+async def _record(svc: Services, context: BatchContext, created_at: datetime, jobs: int) -> None:
+    """Count a batch's new jobs in its record (eventlog.batches). Once, never again: a count
+    sent twice would leave the batch unfinished for ever, and the jobs are on the log whatever
+    happens here, so a failure is logged and the projection makes the count good later."""
+    settings = svc.settings
+    ttl_s = settings.job_index_ttl_s
+    if context.idempotency_key:  # as long as the keys that replay its jobs
+        ttl_s = max(ttl_s, settings.idempotency_ttl_s)
+    try:
+        async with guarded("redis", svc.timeout_s):
+            await batches.add_jobs(
+                svc.redis, settings.names, context.batch_id, context.tenant, created_at, jobs, ttl_s
+            )
+    except DependencyUnavailableError as exc:
+        log.warning(
+            "batch %s: %d jobs accepted, not counted in its record: %s", context.batch_id, jobs, exc
+        )
 
 
 # Items judged between two yields to the event loop: judging a thousand takes tens of
@@ -196,22 +249,29 @@ JUDGE_RUN = 100
 
 
 async def judge(
-    items: Sequence[Any], svc: Services, context: BatchContext, first_index: int = 0
+    items: Sequence[Any],
+    svc: Services,
+    context: BatchContext,
+    first_index: int = 0,
+    numbers: Sequence[int] | None = None,
 ) -> tuple[list[Answer], Pending]:
     """An answer for every item (final for the rejected ones) and the entries to submit;
-    `first_index` is the first item's place in the whole batch."""
+    `first_index` is the first item's place in the whole batch, or `numbers` each item's
+    number (a file's line numbers)."""
     answers: list[Answer] = []
     pending: Pending = []
     version_errors: dict[str, UnknownModelVersionError | None] = {}  # one lookup per version
     occurred_at = utcnow()
     job_ids = iter(svc.log.placement.job_ids(len(items)))
-    for index, raw in enumerate(items, first_index):
-        if index > first_index and not (index - first_index) % JUDGE_RUN:
+    indexes = numbers if numbers is not None else range(first_index, first_index + len(items))
+    model = context.item_model
+    for position, (index, raw) in enumerate(zip(indexes, items, strict=True)):
+        if position and not position % JUDGE_RUN:
             await asyncio.sleep(0)
         try:
-            item = BatchItem.model_validate(raw)
+            item = model.model_validate(raw)
         except ValidationError as exc:
-            answers.append(_invalid(index, raw, exc))
+            answers.append(_invalid(index, raw, exc, context.item_path))
             continue
         answer = _answer(index, item.custom_id)
         answers.append(answer)
@@ -244,6 +304,8 @@ def _entry(
         item.custom_id,
     )
     key = item.idempotency_key
+    if context.idempotency_key and item.custom_id is not None:
+        key = line_key(context.idempotency_key, item.custom_id)
     # Only a key keeps a fingerprint, and hashing is a tenth of an item's cost: skipped.
     fingerprint = request_fingerprint(item.text, version) if key else ""
     return BatchEntry(event, key, fingerprint)
@@ -263,7 +325,7 @@ async def _cap(svc: Services, tenant: str) -> int:
     return limits.cap_share(svc.settings.partitions)
 
 
-def settle(pending: Pending, submissions: list[Submission]) -> None:
+def settle(pending: Pending, submissions: list[Submission], context: BatchContext) -> None:
     """Fill in the submitted items' answers from what the script did with each."""
     for (answer, entry), submission in zip(pending, submissions, strict=True):
         if submission.refused:
@@ -273,7 +335,7 @@ def settle(pending: Pending, submissions: list[Submission]) -> None:
         elif submission.fingerprint == entry.fingerprint:
             answer.update(status="replayed", job_id=submission.job_id)
         else:
-            _reject(answer, _key_reused_problem())
+            _reject(answer, _key_reused_problem(context))
 
 
 async def _settle_elsewhere(
@@ -315,12 +377,12 @@ def _reject(answer: Answer, error: dict[str, Any]) -> None:
     answer.update(status="rejected", job_id=None, error=error)
 
 
-def _invalid(index: int, raw: Any, exc: ValidationError) -> Answer:
+def _invalid(index: int, raw: Any, exc: ValidationError, path: str) -> Answer:
     raw_errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    errors = _field_errors(index, raw_errors)
+    errors = _field_errors(f"{path}.{index}", raw_errors)
     detail = "; ".join(f"{err['field']}: {err['message']}" for err in errors)
     answer = _answer(index, _echoable_custom_id(raw, raw_errors))
-    _reject(answer, _problem("validation-error", "Invalid request", detail, errors=errors))
+    _reject(answer, item_problem("validation-error", "Invalid request", detail, errors=errors))
     return answer
 
 
@@ -337,25 +399,30 @@ def _echoable_custom_id(raw: Any, raw_errors: list[Any]) -> str | None:
     return custom_id if checked and not faulted else None
 
 
-def _problem(slug: str, title: str, detail: str, **extensions: Any) -> dict[str, Any]:
-    # An item's problem detail is the one POST /v1/inference would answer, less the status.
+def item_problem(slug: str, title: str, detail: str, **extensions: Any) -> dict[str, Any]:
+    """An item's problem detail: the one POST /v1/inference would answer, less the status."""
     return {"type": TYPE_PREFIX + slug, "title": title, "detail": detail, **extensions}
 
 
 def _unknown_version_problem(exc: UnknownModelVersionError) -> dict[str, Any]:
-    return _problem(
+    return item_problem(
         "unknown-model-version", "Unknown model version", str(exc), available=list(exc.known)
     )
 
 
 def _queue_full_problem() -> dict[str, Any]:
     detail = "the tenant has as many unfinished jobs as its cap allows; retry when some finish"
-    return _problem("queue-full", "Queue full", detail)
+    return item_problem("queue-full", "Queue full", detail)
 
 
-def _key_reused_problem() -> dict[str, Any]:
+def _key_reused_problem(context: BatchContext) -> dict[str, Any]:
     detail = "this idempotency_key was used with a different text or model_version"
-    return _problem("idempotency-key-reused", "Idempotency-Key reused", detail)
+    if context.idempotency_key:
+        detail = (
+            "a line with this custom_id was sent with this Idempotency-Key before, with a "
+            "different text or model_version"
+        )
+    return item_problem("idempotency-key-reused", "Idempotency-Key reused", detail)
 
 
 def count(answers: list[Answer]) -> dict[str, int]:
@@ -365,9 +432,9 @@ def count(answers: list[Answer]) -> dict[str, int]:
     return counts
 
 
-def _field_errors(index: int, raw_errors: list[Any]) -> list[dict[str, Any]]:
-    """pydantic's errors for item `index`, named by their place in the body, as FieldErrors."""
-    prefix = f"body.items.{index}"
+def _field_errors(prefix: str, raw_errors: list[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors for the item at `prefix` (`body.items.3`), named by their place in
+    the request, as FieldErrors."""
     return [
         {
             "field": ".".join([prefix, *(str(part) for part in err["loc"])]),

@@ -267,6 +267,8 @@ def test_no_key_is_401(service: Service):
     response = listing(service.client(None))
     assert_problem(response, 401, "unauthenticated")
     assert response.headers["www-authenticate"] == 'Bearer realm="inferflow"'
+    # Before the parameters are judged: nothing about them is told to a caller without a key.
+    assert_problem(listing(service.client(None), limit=0, cursor="x"), 401, "unauthenticated")
 
 
 @pytest.mark.parametrize("key", [new_key(), "ifk_" + "x" * 46, "not-a-key"])

@@ -16,7 +16,10 @@ A batch's status:
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import Principal
 from api.deps import Services
+from api.errors import DependencyUnavailableError
 from api.guard import guarded_again
 from api.schemas import (
     EXAMPLE_JOB_ID,
@@ -39,6 +43,8 @@ from eventlog import batches as records
 from eventlog.batches import BatchRecord
 from readmodel import batches as sql
 from readmodel.batches import Projected
+
+log = logging.getLogger(__name__)
 
 EXAMPLE_BATCH_ID = "7d1c1c55-58d9-4d0b-9a52-4b8c8f0b6f0e"
 
@@ -345,3 +351,54 @@ async def _from_redis(svc: Services, batch_id: str) -> tuple[BatchRecord | None,
         )
 
     return await guarded_again("redis", svc.timeout_s, both)
+
+
+# ---------------------------------------------------------------- progress (GET .../events)
+
+# How often a batch's progress is read again: at least this long between reads, and ten times
+# as long as the last read took (a large batch's counts cost more to read, so each stream's
+# share of the database stays about a tenth of a connection at most).
+PROGRESS_POLL_S = 0.5
+PROGRESS_READ_SHARE = 10
+# After a failed read (PostgreSQL or Redis down), the next waits longer, up to this.
+PROGRESS_MAX_BACKOFF_S = 5.0
+
+PROGRESS = "progress"
+FINISHED = "finished"
+
+
+def progress_id(body: BatchBody) -> str:
+    """A progress event's id: the state it shows (status and counts), so a client resuming with
+    it as Last-Event-ID is sent a state only when it differs from the one it has."""
+    c = body.counts
+    counts = (c.total, c.queued, c.started, c.succeeded, c.failed, c.cancelled)
+    return f"{body.status}:" + ":".join(str(n) for n in counts)
+
+
+async def progress(
+    svc: Services, found: Found, after: str | None
+) -> AsyncIterator[tuple[str, str, BatchBody]]:
+    """The batch's states as they change, as (event name, id, state): the first one unless its
+    id is `after` (the client has it), then each new one, until the `finished` one, which
+    ends it."""
+    loop = asyncio.get_running_loop()
+    last, wait_s = after, PROGRESS_POLL_S
+    while True:
+        body = found.body
+        event_id = progress_id(body)
+        if event_id != last:
+            yield (FINISHED if body.finished else PROGRESS), event_id, body
+            last = event_id
+        if body.finished:
+            return
+        await asyncio.sleep(wait_s)
+        started = loop.time()
+        try:
+            found = await reread(svc, found)
+        except DependencyUnavailableError as exc:
+            wait_s = min(PROGRESS_MAX_BACKOFF_S, wait_s * 2)
+            log.warning(
+                "batch %s: progress not read (%s); next in %.1f s", found.batch_id, exc, wait_s
+            )
+            continue
+        wait_s = max(PROGRESS_POLL_S, PROGRESS_READ_SHARE * (loop.time() - started))

@@ -1,5 +1,5 @@
 """Batches as objects: /v1/batches (a JSON Lines file in) and /v1/batches/{batch_id} (its counts,
-results and progress)."""
+results as JSON Lines, and progress as Server-Sent Events)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from email.message import Message as MimeMessage
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from api import batches, batchupload, submission
+from api import batches, batchupload, sse, submission
 from api.auth import Principal
 from api.batches import BatchBody, BatchFileAccepted, FileLine
 from api.batchfile import MEDIA_TYPES
@@ -353,3 +353,89 @@ async def _result_lines(
         after = sql.last_position(rows)
         query = sql.results_query(found.tenant, found.batch_id, after, RESULT_ROWS)
         rows = await svc.projection.rows(*query)
+
+
+_PROGRESS_EXAMPLE = (
+    "event: progress\n"
+    'data: {"batch_id":"7d1c1c55-58d9-4d0b-9a52-4b8c8f0b6f0e","status":"in_progress",'
+    '"counts":{"total":3,"queued":1,"started":1,"succeeded":1,"failed":0,"cancelled":0},...}\n'
+    "id: in_progress:3:1:1:1:0:0\n\n"
+    "event: finished\n"
+    'data: {"batch_id":"7d1c1c55-58d9-4d0b-9a52-4b8c8f0b6f0e","status":"completed",'
+    '"counts":{"total":3,"queued":0,"started":0,"succeeded":3,"failed":0,"cancelled":0},...}\n'
+    "id: completed:3:0:0:3:0:0\n\n"
+)
+
+READ_PROGRESS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events: a `progress` event (data: the batch, as GET "
+        "/v1/batches/{batch_id} answers it) whenever its status or counts change, read at most "
+        f"every {batches.PROGRESS_POLL_S:g} s, then one `finished` event once every job is "
+        "terminal, and the end of the stream. Each event's id is the state it shows: resuming "
+        "with Last-Event-ID sends the state only when it has changed since. A `: heartbeat` "
+        f"comment after {sse.HEARTBEAT_S:g} s of silence; the stream ends after "
+        f"{sse.LIFE_S:g} s at the most (reconnect then with Last-Event-ID).",
+        "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}, "example": _PROGRESS_EXAMPLE}},
+    },
+    204: {
+        "description": "Last-Event-ID is the id of the batch's `finished` event: there is "
+        "nothing more to send (an EventSource stops reconnecting)."
+    },
+    404: _NOT_FOUND,
+    406: problem_response(
+        "The request does not accept text/event-stream: this resource is only an event stream.",
+        example(
+            406,
+            "not-acceptable",
+            "Not acceptable",
+            "GET /v1/batches/{batch_id}/events is an event stream: send Accept: text/event-stream.",
+        ),
+    ),
+    503: _REDIS_DOWN,
+    **SERVER_ERROR,
+}
+
+
+@router.get(
+    f"{BATCH_PATH}/events",
+    summary="Follow a batch's progress (Server-Sent Events)",
+    description="The batch's counts and status as Server-Sent Events (`Accept: "
+    "text/event-stream`) as they change, until every job is terminal: then a `finished` "
+    "event and the end of the stream.",
+    response_description="The batch's progress, live.",
+    responses=READ_PROGRESS,
+)
+async def get_batch_events(
+    batch_id: BatchId,
+    request: Request,
+    svc: ServicesDep,
+    principal: Reader,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias=sse.LAST_EVENT_ID,
+            description="The id of the last event received: the stream sends the batch's "
+            "state only once it differs from that one. An EventSource sends it when it "
+            "reconnects.",
+        ),
+    ] = None,
+) -> Response:
+    if not sse.wanted(request.headers.get("accept")):
+        raise RefusedRequestError(
+            "not-acceptable",
+            "Not acceptable",
+            "GET /v1/batches/{batch_id}/events is an event stream: send Accept: text/event-stream.",
+            status=406,
+        )
+    found = await _found(svc, principal, batch_id)
+    after = sse.last_event_id(last_event_id)
+    if found.body.finished and batches.progress_id(found.body) == after:
+        return Response(status_code=204)
+    return sse.response(_progress_frames(svc, found, after))
+
+
+async def _progress_frames(
+    svc: Services, found: batches.Found, after: str | None
+) -> AsyncIterator[bytes]:
+    async for name, event_id, body in batches.progress(svc, found, after):
+        yield sse.event(name, body.model_dump_json(), id=event_id)

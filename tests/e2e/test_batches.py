@@ -325,6 +325,75 @@ def test_jobs_are_on_the_log_before_the_file_has_arrived(service: Service):
     assert seen[0] >= 1000
 
 
+# ---------------------------------------------------------------- progress as Server-Sent Events
+
+SSE = {"Accept": "text/event-stream"}
+
+
+def events_of(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """The events of a text/event-stream response as they come: {event, data, id}."""
+    event: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+
+
+def follow(client: httpx.Client, batch_id: str, **headers: str) -> list[dict[str, str]]:
+    path = f"{FILES}/{batch_id}/events"
+    with client.stream("GET", path, headers={**SSE, **headers}, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return list(events_of(response))  # to the end of the stream
+
+
+def test_a_batchs_progress_streams_until_every_job_is_terminal(service: Service):
+    slow = [{"custom_id": f"p-slow-{i}", "text": f"[[sleep_ms:300]] slow {i}"} for i in range(6)]
+    body = accepted(post_file(service.http, file_of(slow + lines_of(3, "p-fast"))))
+    events = follow(service.http, body["batch_id"])
+    states = [json.loads(event["data"]) for event in events]
+    for state in states:
+        BatchBody.model_validate(state)
+    assert [e["event"] for e in events] == ["progress"] * (len(events) - 1) + ["finished"]
+    assert len(events) >= 2  # it was followed while it ran
+    assert [s["status"] for s in states[:-1]] == ["in_progress"] * (len(states) - 1)
+    last = states[-1]
+    assert last["status"] == "completed" and last["counts"]["succeeded"] == 9
+    assert last["finished_at"] is not None
+    ids = [event["id"] for event in events]
+    assert len(set(ids)) == len(ids)  # each event a new state
+    done = [s["counts"]["total"] - s["counts"]["queued"] - s["counts"]["started"] for s in states]
+    assert done == sorted(done)
+
+    # Resuming: from the finished event, nothing more (204 stops an EventSource); from an
+    # earlier one, the state now, which is the finished one.
+    path = f"{FILES}/{body['batch_id']}/events"
+    gone = service.http.get(path, headers={**SSE, "Last-Event-ID": ids[-1]})
+    assert gone.status_code == 204
+    resumed = follow(service.http, body["batch_id"], **{"Last-Event-ID": ids[0]})
+    assert [(e["event"], e["id"]) for e in resumed] == [("finished", ids[-1])]
+
+
+def test_a_progress_stream_resumed_at_the_current_state_waits_for_a_change(service: Service):
+    slow = [{"custom_id": f"r-slow-{i}", "text": f"[[sleep_ms:300]] slow {i}"} for i in range(6)]
+    body = accepted(post_file(service.http, file_of(slow)))
+    path = f"{FILES}/{body['batch_id']}/events"
+    with service.http.stream("GET", path, headers=SSE, timeout=60) as response:
+        first = next(events_of(response))
+    resumed = follow(service.http, body["batch_id"], **{"Last-Event-ID": first["id"]})
+    assert first["id"] not in [event["id"] for event in resumed]
+    assert resumed[-1]["event"] == "finished"
+
+
+def test_batch_events_are_an_event_stream_only(service: Service, acme_batch: str):
+    response = service.http.get(f"{FILES}/{acme_batch}/events")
+    is_problem(response, 406, "not-acceptable")
+
+
 # ---------------------------------------------------------------- security
 
 
@@ -336,7 +405,7 @@ def acme_batch(service: Service) -> str:
     return body["batch_id"]
 
 
-READS = ["{batch}", "{batch}/results"]
+READS = ["{batch}", "{batch}/results", "{batch}/events"]
 
 
 def _calls(batch_id: str) -> list[tuple[str, str, bytes | None]]:
@@ -345,7 +414,8 @@ def _calls(batch_id: str) -> list[tuple[str, str, bytes | None]]:
 
 
 def _send(client: httpx.Client, method: str, path: str, body: bytes | None) -> httpx.Response:
-    return client.request(method, path, content=body, headers=NDJSON if body else {})
+    # The batch of the reads is finished: its event stream is one event and its end.
+    return client.request(method, path, content=body, headers=NDJSON if body else SSE)
 
 
 def test_every_batch_route_needs_a_key(service: Service, acme_batch: str):
@@ -368,9 +438,9 @@ def test_every_batch_route_needs_its_scope(service: Service, acme_batch: str):
 def test_another_tenants_batch_is_404_like_no_batch(service: Service, acme_batch: str):
     other = service.client_of("globex", "submit", "read")
     for path in READS:
-        theirs = other.get(f"{FILES}/{path.format(batch=acme_batch)}")
-        nobody = other.get(f"{FILES}/{path.format(batch=str(uuid.uuid4()))}")
-        garbage = other.get(f"{FILES}/{path.format(batch='not-a-uuid')}")
+        theirs = other.get(f"{FILES}/{path.format(batch=acme_batch)}", headers=SSE)
+        nobody = other.get(f"{FILES}/{path.format(batch=str(uuid.uuid4()))}", headers=SSE)
+        garbage = other.get(f"{FILES}/{path.format(batch='not-a-uuid')}", headers=SSE)
         for response in (theirs, nobody, garbage):
             is_problem(response, 404, "http-404")
         assert theirs.json()["detail"].replace(acme_batch, "X") == nobody.json()["detail"].replace(

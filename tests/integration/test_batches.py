@@ -27,7 +27,6 @@ from domain.job import JobResult, JobState, JobStatus
 from domain.lanes import BULK
 from eventlog import batches as records
 from eventlog.connection import AsyncClient, connect_async
-from eventlog.names import Names
 from readmodel import batches as sql
 from readmodel.rows import to_row
 from readmodel.tables import jobs
@@ -250,65 +249,58 @@ def test_a_cancel_is_seen_by_its_mark(redis_url, redis_cluster, redis_client, na
 # ---------------------------------------------------------------- record and projection together
 
 
-def find_as(
-    database_url: str, redis_url: str, cluster: bool, names: Names, principal: Principal, batch: str
-) -> reads.Found | None:
-    async def use(projection: ProjectionReader) -> reads.Found | None:
-        client = connect_async(redis_url, cluster)
-        try:
-            svc: Any = SimpleNamespace(
-                projection=projection,
-                redis=client,
-                settings=SimpleNamespace(names=names),
-                timeout_s=5.0,
-            )
-            return await reads.find(svc, principal, batch)
-        finally:
-            await client.aclose()
-
-    return reading(database_url, use)
-
-
 def test_jobs_not_projected_yet_count_as_queued(
     engine, database_url, redis_url, redis_cluster, redis_client, names
 ):
     batch = str(uuid.uuid4())
     acme = Principal(ACME, frozenset({Scope.READ}))
-
-    def find(who: Principal) -> reads.Found | None:
-        return find_as(database_url, redis_url, redis_cluster, names, who, batch)
-
-    assert find(acme) is None
-
-    with_redis(
-        redis_url,
-        redis_cluster,
-        lambda client: records.add_jobs(client, names, batch, ACME, START, 5, 3600),
-    )
-    found = find(acme)
-    assert found is not None and found.tenant == ACME
-    body = found.body
-    assert (body.status, body.counts.total, body.counts.queued) == ("in_progress", 5, 5)
-    assert body.created_at == START and body.finished_at is None
-
-    done = [job(batch, JobStatus.SUCCEEDED, START, custom_id=str(i)) for i in range(3)]
-    insert(engine, done)
-    body = find(acme).body  # type: ignore[union-attr]
-    assert (body.counts.total, body.counts.queued, body.counts.succeeded) == (5, 2, 3)
-
-    insert(engine, [job(batch, JobStatus.FAILED, START, custom_id=str(i)) for i in (3, 4)])
-    body = find(acme).body  # type: ignore[union-attr]
-    assert (body.status, body.counts.queued, body.counts.failed) == ("completed", 0, 2)
-    assert body.finished_at == START + timedelta(seconds=1)
-
-    redis_client.set(names.batch_cancelled(0, batch), "1")
-    assert find(acme).body.status == "cancelled"  # type: ignore[union-attr]
-
-    # Another tenant's reader does not find it; an admin of any tenant does, record or not.
-    assert find(Principal(GLOBEX, frozenset({Scope.READ}))) is None
+    globex = Principal(GLOBEX, frozenset({Scope.READ}))
     admin = Principal(GLOBEX, frozenset({Scope.ADMIN}))
-    assert find(admin).tenant == ACME  # type: ignore[union-attr]
-    redis_client.delete(names.batch(batch))
-    assert find(admin).tenant == ACME  # type: ignore[union-attr]
-    assert find(acme).body.counts.total == 5  # type: ignore[union-attr]
-    assert find(Principal(GLOBEX, frozenset({Scope.READ}))) is None
+
+    async def use(projection: ProjectionReader) -> None:
+        client = connect_async(redis_url, redis_cluster)
+        svc: Any = SimpleNamespace(
+            projection=projection,
+            redis=client,
+            settings=SimpleNamespace(names=names),
+            timeout_s=5.0,
+        )
+
+        async def body(who: Principal = acme) -> reads.BatchBody:
+            found = await reads.find(svc, who, batch)
+            assert found is not None and found.tenant == ACME
+            return found.body
+
+        try:
+            assert await reads.find(svc, acme, batch) is None
+            await records.add_jobs(client, names, batch, ACME, START, 5, 3600)
+            now = await body()
+            assert (now.status, now.counts.total, now.counts.queued) == ("in_progress", 5, 5)
+            assert now.created_at == START and now.finished_at is None
+
+            insert(
+                engine, [job(batch, JobStatus.SUCCEEDED, START, custom_id=str(i)) for i in range(3)]
+            )
+            now = await body()
+            assert (now.counts.total, now.counts.queued, now.counts.succeeded) == (5, 2, 3)
+
+            insert(engine, [job(batch, JobStatus.FAILED, START, custom_id=str(i)) for i in (3, 4)])
+            now = await body()
+            assert (now.status, now.counts.queued, now.counts.failed) == ("completed", 0, 2)
+            assert now.finished_at == START + timedelta(seconds=1)
+
+            redis_client.set(names.batch_cancelled(0, batch), "1")
+            assert (await body()).status == "cancelled"
+
+            # Another tenant's reader does not find it; an admin of any tenant does, with the
+            # record or, once it expired, without.
+            assert await reads.find(svc, globex, batch) is None
+            await body(admin)
+            redis_client.delete(names.batch(batch))
+            await body(admin)
+            assert (await body()).counts.total == 5
+            assert await reads.find(svc, globex, batch) is None
+        finally:
+            await client.aclose()
+
+    reading(database_url, use)

@@ -10,23 +10,29 @@
 -- for each job: its entry id, job id and deadline in Unix ms ("" for none).
 -- Returns for each job, in order: {1} started, {0, run} ended before, {2, reason, entry id}
 -- cancelled now.
-local function set(fields, name, value)
+local function at(fields, name)
   for i = 1, #fields, 2 do
-    if fields[i] == name then fields[i + 1] = value end
+    if fields[i] == name then return i + 1 end
   end
 end
 local s = tonumber(ARGV[4])
 local started = {unpack(ARGV, 5, 4 + s)}
 local c = tonumber(ARGV[5 + s])
 local cancelled = {unpack(ARGV, 6 + s, 5 + s + c)}
+local started_id = at(started, 'job_id')
+local cancelled_id, cancelled_reason = at(cancelled, 'job_id'), at(cancelled, 'reason')
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local replies, at = {}, 6 + s + c
+local replies, next = {}, 6 + s + c
 for j = 1, (#KEYS - 3) / 2 do
   local run, batch = KEYS[2 + 2 * j], KEYS[3 + 2 * j]
-  local entry, job_id, deadline = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-  at = at + 3
-  local state = redis.call('GET', run)
+  local entry, job_id, deadline = ARGV[next], ARGV[next + 1], ARGV[next + 2]
+  next = next + 3
+  -- Marked started at once when it never was (most jobs: one command); else as it stands.
+  local state = false
+  if not redis.call('SET', run, 'started', 'NX', 'EX', ARGV[2]) then
+    state = redis.call('GET', run)
+  end
   if state and state ~= 'started' then
     redis.call('XACK', KEYS[1], ARGV[1], entry)
     replies[j] = {0, state}
@@ -38,8 +44,7 @@ for j = 1, (#KEYS - 3) / 2 do
       reason = state and 'timed_out' or 'expired'
     end
     if reason then
-      set(cancelled, 'job_id', job_id)
-      set(cancelled, 'reason', reason)
+      cancelled[cancelled_id], cancelled[cancelled_reason] = job_id, reason
       local id = redis.call('XADD', KEYS[1], '*', unpack(cancelled))
       redis.call('SET', run, 'JobCancelled ' .. reason, 'EX', ARGV[2])
       redis.call('XACK', KEYS[1], ARGV[1], entry)
@@ -47,9 +52,8 @@ for j = 1, (#KEYS - 3) / 2 do
       if deadline ~= '' then redis.call('ZREM', KEYS[3], job_id .. ' ' .. ARGV[3]) end
       replies[j] = {2, reason, id}
     else
-      set(started, 'job_id', job_id)
+      started[started_id] = job_id
       redis.call('XADD', KEYS[1], '*', unpack(started))
-      redis.call('SET', run, 'started', 'EX', ARGV[2])
       replies[j] = {1}
     end
   end

@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from domain.job import JobStatus
 from tests.integration.test_projector import expected, rows
 from tests.integration.test_runs import cancel, consumer, read, request, submit
@@ -65,11 +63,6 @@ def test_every_kind_of_cancel_projects_as_the_log_folds(
         assert (state.batch_id == BATCH) == (reason == "batch_cancelled")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="projector/shadow.py renames indexes by prefix, and migration 0006's listing indexes "
-    "come out of CREATE TABLE ... LIKE under other names: every rebuild's swap refuses",
-)
 def test_a_rebuild_gives_the_cancelled_jobs_rows_again(
     make_projector, make_rebuild, redis_client, names, engine
 ):

@@ -22,7 +22,12 @@ from api.errors import RefusedRequestError
 from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
 from api.params import JOB_ID_PATTERN
 from api.problems import problem
-from api.responses import CANCEL_AFTER_PARAMETER, IDEMPOTENCY_KEY_PARAMETER
+from api.responses import (
+    CANCEL_AFTER_PARAMETER,
+    IDEMPOTENCY_KEY_PARAMETER,
+    RATE_LIMIT_HEADERS,
+    guarded_by,
+)
 from api.schemas import UnprocessableProblem
 from readmodel import batches as sql
 
@@ -155,20 +160,25 @@ SUBMIT_FILE: dict[int | str, dict[str, Any]] = {
         ),
         model=UnprocessableProblem,
     ),
-    429: problem_response(
-        "A chunk of the file is larger than the tenant's jobs burst lets through at once "
-        "(rate-limited), or every line was refused by the tenant's cap on unfinished jobs "
-        "(queue-full).",
-        example(
-            429,
-            "queue-full",
-            "Queue full",
-            "the tenant has as many unfinished jobs as its cap allows; retry when some finish",
-        ),
-        headers=RETRY_AFTER,
-    ),
     503: _REDIS_DOWN,
     **SERVER_ERROR,
+    **guarded_by(
+        "submit",
+        problem_response(
+            "Every line was refused by the tenant's cap on unfinished jobs (queue-full); or a "
+            "chunk of the file is more jobs than a rate limit ever lets through at once "
+            "(rate-limited, without Retry-After: a chunk is at most the tenant's jobs burst, so "
+            "only a limit changed while the file is read does this). A chunk the limits refuse "
+            "for now is not a 429: the file waits until they let it through.",
+            example(
+                429,
+                "queue-full",
+                "Queue full",
+                "the tenant has as many unfinished jobs as its cap allows; retry when some finish",
+            ),
+            headers={**RETRY_AFTER, **RATE_LIMIT_HEADERS},
+        ),
+    ),
 }
 
 _NOT_FOUND = problem_response(
@@ -177,7 +187,12 @@ _NOT_FOUND = problem_response(
     example(404, "http-404", "Not Found", f"no batch {batches.EXAMPLE_BATCH_ID}"),
 )
 
-READ_BATCH: dict[int | str, dict[str, Any]] = {404: _NOT_FOUND, 503: _REDIS_DOWN, **SERVER_ERROR}
+READ_BATCH: dict[int | str, dict[str, Any]] = {
+    404: _NOT_FOUND,
+    503: _REDIS_DOWN,
+    **SERVER_ERROR,
+    **guarded_by("read"),
+}
 
 READ_RESULTS: dict[int | str, dict[str, Any]] = {
     200: {
@@ -193,6 +208,7 @@ READ_RESULTS: dict[int | str, dict[str, Any]] = {
     404: _NOT_FOUND,
     503: _REDIS_DOWN,
     **SERVER_ERROR,
+    **guarded_by("read"),
 }
 
 BATCH_ID_DESCRIPTION = (
@@ -393,6 +409,7 @@ READ_PROGRESS: dict[int | str, dict[str, Any]] = {
     ),
     503: _REDIS_DOWN,
     **SERVER_ERROR,
+    **guarded_by("read"),
 }
 
 

@@ -7,7 +7,9 @@ reads. A round serves the interactive lanes first and gives every lane an equal 
 is left (eventlog.group.PartitionGroup.read_round); each lane's entries are then a batch of
 their own, interactive lanes first, and every event of a job goes to its own lane's stream. An
 entry claimed more than `max_deliveries` times is taken to crash whoever runs it: its job fails
-and the request is copied to the dead-letter stream, with the lane it came from.
+and the request is copied to the dead-letter stream, with the lane it came from (unless the job
+was cancelled meanwhile: then it is only acknowledged). Jobs whose deadline passes are the
+deadline sweeper's (consumer.deadlines), a thread of its own in the process.
 """
 
 from __future__ import annotations

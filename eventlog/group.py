@@ -5,7 +5,9 @@ any later group): what it does with an entry is the caller's. An entry is acknow
 FINISH script that appends its outcome, only while this consumer still owns it, so a consumer
 that dies mid-entry leaves it pending, and another claims it once it has been idle for
 `claim_idle_ms`. A heartbeat (`held`) keeps the entries this consumer works on from looking
-idle; on stop, what it has not started is handed back at once.
+idle; on stop, what it has not started is handed back at once. The groups of a partition's lanes
+also track each job's run (eventlog.runs): START begins a job and FINISH ends it only while no
+cancel, batch cancel or deadline has ended it first.
 
 `ConsumerGroup` is the group on one stream. `PartitionGroup` is the group on every lane of a
 partition (eventlog.lanes): a `ConsumerGroup` per lane, all of them read by one XREADGROUP

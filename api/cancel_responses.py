@@ -29,13 +29,14 @@ CANCEL_JOB: dict[int | str, dict[str, Any]] = {
         example(404, "http-404", "Not Found", f"no job {EXAMPLE_JOB_ID}"),
     ),
     409: problem_response(
-        "The job had ended otherwise: its `detail` says how (succeeded or failed). Nothing was "
+        "The job had ended otherwise: `job_status` says how (succeeded or failed). Nothing was "
         "written.",
         example(
             409,
             "job-ended",
             "Job already ended",
             f"job {EXAMPLE_JOB_ID} is succeeded: only a queued or started job can be cancelled",
+            job_status="succeeded",
         ),
     ),
     503: _UNAVAILABLE,

@@ -61,6 +61,7 @@ def job_ended(job_id: str, status: JobStatus) -> RefusedRequestError:
         "Job already ended",
         f"job {job_id} is {status.value}: only a queued or started job can be cancelled",
         status=409,
+        job_status=status.value,
     )
 
 

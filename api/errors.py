@@ -3,7 +3,7 @@ every error into its HTTP answer."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import PermanentError, TransientError
 
@@ -27,8 +27,12 @@ class IdempotencyKeyReusedError(PermanentError):
 class RefusedRequestError(PermanentError):
     """A request the API refuses before doing anything (a bad header, a malformed body)."""
 
-    def __init__(self, slug: str, title: str, detail: str, status: int = 400) -> None:
+    def __init__(
+        self, slug: str, title: str, detail: str, status: int = 400, **extensions: Any
+    ) -> None:
         self.slug, self.title, self.detail, self.status = slug, title, detail, status
+        # Members of the problem detail besides the standard ones, for clients to act on.
+        self.extensions = extensions
         super().__init__(detail)
 
 

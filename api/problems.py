@@ -119,7 +119,7 @@ async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(RETRY_AFTER_S)}
         return problem(429, "queue-full", "Queue full", str(exc), headers=headers)
     if isinstance(exc, RefusedRequestError):
-        return problem(exc.status, exc.slug, exc.title, exc.detail)
+        return problem(exc.status, exc.slug, exc.title, exc.detail, **exc.extensions)
     if isinstance(exc, UnknownModelVersionError):
         return problem(
             422,

@@ -263,8 +263,10 @@ def test_cancelling_an_ended_job_is_a_conflict_that_says_how_it_ended(working: S
     failed = submit(working, "[[permanent]] breaks the model")
     assert working.wait_terminal(done)["status"] == "succeeded"
     assert working.wait_terminal(failed)["status"] == "failed"
-    assert "succeeded" in problem(cancel(working.http, done), 409, "job-ended")["detail"]
-    assert "failed" in problem(cancel(working.http, failed), 409, "job-ended")["detail"]
+    ended = problem(cancel(working.http, done), 409, "job-ended")
+    assert "succeeded" in ended["detail"] and ended["job_status"] == "succeeded"
+    ended = problem(cancel(working.http, failed), 409, "job-ended")
+    assert "failed" in ended["detail"] and ended["job_status"] == "failed"
     assert working.http.get(f"/v1/jobs/{done}").json()["status"] == "succeeded"
     assert types(working, done)[-1] == "JobSucceeded"
 

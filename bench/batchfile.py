@@ -86,6 +86,11 @@ class Run:
     cpu_accept_s: dict[str, float] = field(default_factory=dict)
     cpu_all_s: dict[str, float] = field(default_factory=dict)
     api_peak_mb: float = 0.0
+    # The file's batch, finished: GET /v1/batches/{id} (median of READS) and its results.
+    read_s: float = 0.0
+    results_s: float = 0.0
+    results_bytes: int = 0
+    results_api_cpu_s: float = 0.0
 
     def per_job_ms(self, seconds: dict[str, float]) -> dict[str, float]:
         return {role: s / self.jobs * 1000 for role, s in sorted(seconds.items())}
@@ -159,12 +164,14 @@ def _pieces(body: bytes) -> Iterator[bytes]:
         yield body[start : start + PIECE_BYTES]
 
 
-def send_file(client: httpx.Client, body: bytes) -> int:
+def send_file(client: httpx.Client, body: bytes) -> tuple[str, int]:
+    """The batch the file became, and its jobs accepted."""
     headers = {"Content-Type": "application/x-ndjson"}
     response = client.post("/v1/batches", content=_pieces(body), headers=headers)
     if response.status_code != 202:
         raise RuntimeError(f"file refused: {response.status_code} {response.text[:500]}")
-    return int(response.json()["accepted"])
+    answer = response.json()
+    return answer["batch_id"], int(answer["accepted"])
 
 
 def send_batches(client: httpx.Client, bodies: list[bytes]) -> int:
@@ -186,8 +193,9 @@ def measure(stack: Stack, terminal: Terminal, kind: str, jobs: int, done_before:
         client.get("/health")  # the connection, before the clock starts
         began_at, wall = time.monotonic(), time.time()
         before = cpu.sample(_roles(stack))
+        batch_id = ""
         if isinstance(payload, bytes):
-            run.accepted = send_file(client, payload)
+            batch_id, run.accepted = send_file(client, payload)
         else:
             run.accepted = send_batches(client, payload)
         run.accept_s = time.monotonic() - began_at
@@ -195,19 +203,40 @@ def measure(stack: Stack, terminal: Terminal, kind: str, jobs: int, done_before:
         terminal.wait_for(done_before + run.accepted, 120 + jobs / 100)
         run.cpu_accept_s = cpu.spent(before, accepted)
         run.cpu_all_s = cpu.spent(before, cpu.sample(_roles(stack)))
+        if batch_id:
+            read_back(stack, client, batch_id, run)
     run.terminal_s = terminal.last_projected().timestamp() - wall
     run.last_outcome_s = terminal.last_finished().timestamp() - wall
     run.api_peak_mb = peak_mb(stack.procs["api"].pid)
     return run
 
 
+READS = 21
+
+
+def read_back(stack: Stack, client: httpx.Client, batch_id: str, run: Run) -> None:
+    """The finished batch read as a user would: its counts, then its whole results file."""
+    times = []
+    for _ in range(READS):
+        began_at = time.monotonic()
+        client.get(f"/v1/batches/{batch_id}").raise_for_status()
+        times.append(time.monotonic() - began_at)
+    run.read_s = sorted(times)[READS // 2]
+    before = cpu.sample(_roles(stack))
+    began_at = time.monotonic()
+    with client.stream("GET", f"/v1/batches/{batch_id}/results") as response:
+        response.raise_for_status()
+        run.results_bytes = sum(len(piece) for piece in response.iter_bytes())
+    run.results_s = time.monotonic() - began_at
+    run.results_api_cpu_s = cpu.spent(before, cpu.sample(_roles(stack))).get("api", 0.0)
+
+
 def warm_up(stack: Stack, terminal: Terminal) -> int:
     """A small file and a small batch first: connections, the model, the first queries."""
     with httpx.Client(base_url=stack.url, headers=stack.headers, timeout=60) as client:
         lines = lines_of(2 * ITEMS, f"warm-{uuid.uuid4().hex[:6]}")
-        jobs = send_file(client, file_of(lines[:ITEMS])) + send_batches(
-            client, batch_bodies(lines[ITEMS:])
-        )
+        _batch_id, jobs = send_file(client, file_of(lines[:ITEMS]))
+        jobs += send_batches(client, batch_bodies(lines[ITEMS:]))
     terminal.wait_for(jobs, 60)
     return jobs
 
@@ -265,6 +294,14 @@ def _section(runs: list[Run], jobs: int, consumers: int) -> Section:
             + ", ".join(f"{role} {v * 1000:.0f} us" for role, v in all_ms.items())
             + f"; API peak RSS {run.api_peak_mb:.0f} MB",
         )
+        if run.results_bytes:
+            section.row(
+                f"{run.kind} read back",
+                f"GET /v1/batches/{{id}} {run.read_s * 1000:.1f} ms (median); results "
+                f"{run.results_bytes / 2**20:.1f} MiB in {run.results_s:.2f} s "
+                f"({run.jobs / run.results_s:.0f} lines/s), API CPU "
+                f"{run.results_api_cpu_s / run.jobs * 1e6:.0f} us/line",
+            )
         section.data["runs"].append(
             {
                 "kind": run.kind,
@@ -277,6 +314,10 @@ def _section(runs: list[Run], jobs: int, consumers: int) -> Section:
                 "cpu_ms_per_job_accepting": accept_ms,
                 "cpu_ms_per_job_all": all_ms,
                 "api_peak_rss_mb": run.api_peak_mb,
+                "read_ms": run.read_s * 1000,
+                "results_s": run.results_s,
+                "results_bytes": run.results_bytes,
+                "results_api_cpu_us_per_line": run.results_api_cpu_s / run.jobs * 1e6,
             }
         )
     return section

@@ -21,6 +21,7 @@ from tests.e2e.harness import Service
 pytestmark = pytest.mark.e2e
 
 FILES = "/v1/batches"
+SSE = {"Accept": "text/event-stream"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 URN = "urn:inferflow:problem:"
 TEXTS = ("limited time offer, click now", "see you at seven", "your invoice is attached")
@@ -89,6 +90,27 @@ def results_of(client: httpx.Client, batch_id: str) -> list[dict[str, Any]]:
     for line in lines:
         ResultLine.model_validate(line)
     return lines
+
+
+def events_of(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """The events of a text/event-stream response as they come: {event, data, id}."""
+    event: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+
+
+def follow(client: httpx.Client, batch_id: str, **headers: str) -> list[dict[str, str]]:
+    path = f"{FILES}/{batch_id}/events"
+    with client.stream("GET", path, headers={**SSE, **headers}, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return list(events_of(response))  # to the end of the stream
 
 
 def log_length(service: Service) -> int:
@@ -278,6 +300,34 @@ def test_a_batch_is_counted_before_the_projector_has_its_jobs(make_service: Serv
     assert wait_finished(service.http, body["batch_id"])["counts"]["succeeded"] == 2500
 
 
+def test_a_cancelled_file_lists_its_jobs_cancelled_and_its_progress_ends(
+    make_service: ServiceFactory,
+):
+    service = make_service()
+    service.start("api")
+    service.start("projector")  # no consumer yet: every job stays queued until the cancel
+    body = accepted(post_file(service.http, file_of(lines_of(50, "cancelled"))))
+    batch_id = body["batch_id"]
+    with service.http.stream("GET", f"{FILES}/{batch_id}/events", headers=SSE) as response:
+        events = events_of(response)
+        assert json.loads(next(events)["data"])["status"] == "in_progress"
+        cancelled = service.http.post(f"{FILES}/{batch_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        # The jobs the projection had end at once; the others when a consumer reaches them.
+        service.start_consumers(1)
+        rest = list(events)
+    assert rest[-1]["event"] == "finished"
+    assert json.loads(rest[-1]["data"])["status"] == "cancelled"
+    batch = wait_finished(service.http, batch_id)
+    assert (batch["status"], batch["counts"]["cancelled"]) == ("cancelled", 50)
+    results = results_of(service.http, batch_id)
+    assert sorted(r["custom_id"] for r in results) == sorted(f"cancelled-{i}" for i in range(50))
+    assert {(r["status"], r["cancel_reason"]) for r in results} == {
+        ("cancelled", "batch_cancelled")
+    }
+    assert all(r["result"] is None for r in results)
+
+
 def test_a_file_past_its_limits_is_413_with_what_was_accepted(make_service: ServiceFactory):
     service = make_service(BATCH_FILE_MAX_LINES="5", BATCH_MAX_ITEMS="2")
     service.start("api")
@@ -326,29 +376,6 @@ def test_jobs_are_on_the_log_before_the_file_has_arrived(service: Service):
 
 
 # ---------------------------------------------------------------- progress as Server-Sent Events
-
-SSE = {"Accept": "text/event-stream"}
-
-
-def events_of(response: httpx.Response) -> Iterator[dict[str, str]]:
-    """The events of a text/event-stream response as they come: {event, data, id}."""
-    event: dict[str, str] = {}
-    for line in response.iter_lines():
-        if not line:
-            if "data" in event:
-                yield event
-            event = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            event[name] = value.removeprefix(" ")
-
-
-def follow(client: httpx.Client, batch_id: str, **headers: str) -> list[dict[str, str]]:
-    path = f"{FILES}/{batch_id}/events"
-    with client.stream("GET", path, headers={**SSE, **headers}, timeout=60) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return list(events_of(response))  # to the end of the stream
 
 
 def test_a_batchs_progress_streams_until_every_job_is_terminal(service: Service):

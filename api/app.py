@@ -110,6 +110,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             batch.PATH: settings.batch_max_body_bytes,
             batches.FILE_PATH: settings.batch_file_max_bytes,
         },
+        streamed_paths=frozenset({batches.FILE_PATH}),
     )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestTiming)

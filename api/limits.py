@@ -24,15 +24,22 @@ class BodySizeLimit:
     A declared Content-Length over the limit is refused without reading a byte. Any other body
     (chunked, or a Content-Length within the limit) is read and counted up to the limit first,
     then replayed to the app, so the app never holds a part of an oversized body. A path given
-    given its own limit in `path_limits` (the batch submission) is held to that one instead.
+    its own limit in `path_limits` (the batch submission) is held to that one instead. A path in
+    `streamed_paths` (a batch file) is passed on as it arrives, after the declared length
+    check: its route reads the body in pieces and counts it against the limit itself.
     """
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        streamed_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        self.streamed_paths = streamed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +47,9 @@ class BodySizeLimit:
             return
         limit = self._limit(scope)
         declared = _content_length(scope)
+        if declared <= limit and scope["path"] in self.streamed_paths:
+            await self.app(scope, receive, send)
+            return
         messages = None if declared > limit else await self._read(receive, limit)
         if messages is None:
             await self._refuse(scope, receive, send, limit)

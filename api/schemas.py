@@ -463,6 +463,14 @@ class KeyRequest(BaseModel):
 
     _numbers = field_validator("requests_per_s", "requests_burst", mode="before")(_no_boolean)
 
+    @field_validator("name")
+    @classmethod
+    def _storable(cls, name: str) -> str:
+        # PostgreSQL text cannot hold U+0000; refused here, it would fail the insert instead.
+        if "\x00" in name or has_lone_surrogate(name):
+            raise ValueError("name must not contain NUL or unpaired surrogates")
+        return name
+
 
 class KeyBody(BaseModel):
     key_id: str = Field(description="The key's id, for listings and revocation.")

@@ -351,11 +351,6 @@ def test_a_file_is_taken_at_its_tenants_rate_not_refused(service: Service):
     assert "jobs" in response.headers["ratelimit-policy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.limits.BodySizeLimit reads a body whole, up to its limit, before the route "
-    "sees any of it: it must count POST /v1/batches as it streams instead",
-)
 def test_jobs_are_on_the_log_before_the_file_has_arrived(service: Service):
     """The body is read as it comes: the first chunk's jobs are appended while the client still
     holds the rest of the file back."""

@@ -8,6 +8,7 @@ body documented, 405 with a correct Allow header for methods a path does not ser
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ from tests.e2e.harness import ROOT, Service
 pytestmark = pytest.mark.e2e
 
 SPEC_FILE = ROOT / "docs" / "openapi.json"
+HOOKS = ROOT / "tests" / "e2e" / "schemathesis_hooks.py"
 MAX_EXAMPLES = 100
 SEED = 20261128
 
@@ -71,6 +73,9 @@ def test_api_answers_as_its_description_says(api: Service, tmp_path):
         *("--request-timeout", "10", "--no-color", "--warnings", "off"),
     ]
     # Run elsewhere: the CLI keeps caches (.schemathesis, .hypothesis) in its working directory.
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)}
+    run = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     print(run.stdout[-2500:])  # the summary: operations, test cases, phases (pytest -rP)
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-3000:]

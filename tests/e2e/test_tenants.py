@@ -225,6 +225,7 @@ def test_admin_makes_lists_and_revokes_keys(service: Service):
         {"tenant": "acme", "scopes": ["write"]},
         {"tenant": "acme", "scopes": ["read"], "extra": 1},
         {"tenant": "acme", "scopes": ["read"], "requests_per_s": 0},
+        {"tenant": "acme", "scopes": ["read"], "name": "nul\u0000in the name"},
     ],
 )
 def test_an_invalid_key_request_is_422(service: Service, body):

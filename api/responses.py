@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from api import deadlines, prefer
+from api.batches import EXAMPLE_BATCH_ID
 from api.longpoll import WAIT_LIMIT_S
 from api.openapi import RETRY_AFTER, SERVER_ERROR, UNSUPPORTED_MEDIA_TYPE, example, problem_response
 from api.schemas import (
@@ -21,9 +22,11 @@ from api.schemas import (
 from api.submission import KEY_HEADER, REPLAY_HEADER
 
 
-def _redis_unavailable(consequence: str) -> dict[str, Any]:
+def unavailable(description: str) -> dict[str, Any]:
+    """A 503 for when Redis or PostgreSQL did not answer: `description` says what that means
+    for the request; the client is told to retry after Retry-After."""
     return problem_response(
-        f"Redis did not answer; {consequence}. Retry after Retry-After seconds.",
+        f"{description} Retry after Retry-After seconds.",
         example(
             503,
             "dependency-unavailable",
@@ -32,6 +35,10 @@ def _redis_unavailable(consequence: str) -> dict[str, Any]:
         ),
         headers=RETRY_AFTER,
     )
+
+
+def _redis_unavailable(consequence: str) -> dict[str, Any]:
+    return unavailable(f"Redis did not answer; {consequence}.")
 
 
 def _postgres_unavailable(what: str) -> dict[str, Any]:
@@ -382,4 +389,53 @@ ADMIN_KEY: dict[int | str, dict[str, Any]] = {
     404: problem_response(
         "No key with this id.", example(404, "http-404", "Not Found", "no key key_0a1b2c3d4e5f")
     ),
+}
+
+
+# ---------------------------------------------------------------- cancels
+
+_CANCEL_UNAVAILABLE = unavailable(
+    "Redis or PostgreSQL did not answer; nothing may have been cancelled, and sending the cancel "
+    "again is safe."
+)
+
+CANCEL_JOB: dict[int | str, dict[str, Any]] = {
+    404: problem_response(
+        "No job with this id was ever accepted for this key's tenant (or the id is not in the "
+        "UUID format).",
+        example(404, "http-404", "Not Found", f"no job {EXAMPLE_JOB_ID}"),
+    ),
+    409: problem_response(
+        "The job had ended otherwise: `job_status` says how (succeeded or failed). Nothing was "
+        "written.",
+        example(
+            409,
+            "job-ended",
+            "Job already ended",
+            f"job {EXAMPLE_JOB_ID} is succeeded: only a queued or started job can be cancelled",
+            job_status="succeeded",
+        ),
+    ),
+    503: _CANCEL_UNAVAILABLE,
+    **SERVER_ERROR,
+    **guarded_by("cancel"),
+}
+
+CANCEL_BATCH: dict[int | str, dict[str, Any]] = {
+    404: problem_response(
+        "No batch with this id has jobs of this key's tenant.",
+        example(404, "http-404", "Not Found", f"no batch {EXAMPLE_BATCH_ID}"),
+    ),
+    409: problem_response(
+        "Every job of the batch had ended, and the batch was not cancelled: nothing to cancel.",
+        example(
+            409,
+            "batch-ended",
+            "Batch already ended",
+            f"batch {EXAMPLE_BATCH_ID} is completed: every job of it has ended",
+        ),
+    ),
+    503: _CANCEL_UNAVAILABLE,
+    **SERVER_ERROR,
+    **guarded_by("cancel"),
 }

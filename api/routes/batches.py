@@ -27,6 +27,7 @@ from api.responses import (
     IDEMPOTENCY_KEY_PARAMETER,
     RATE_LIMIT_HEADERS,
     guarded_by,
+    unavailable,
 )
 from api.schemas import UnprocessableProblem
 from readmodel import batches as sql
@@ -43,16 +44,7 @@ router = APIRouter()
 
 # ---------------------------------------------------------------- what the routes answer
 
-_REDIS_DOWN = problem_response(
-    "Redis or PostgreSQL did not answer. Retry after Retry-After seconds.",
-    example(
-        503,
-        "dependency-unavailable",
-        "Service unavailable",
-        "redis unavailable: Connection refused",
-    ),
-    headers=RETRY_AFTER,
-)
+_REDIS_DOWN = unavailable("Redis or PostgreSQL did not answer.")
 
 _BAD_LINES_EXAMPLE = {
     "batch_id": batches.EXAMPLE_BATCH_ID,

@@ -39,7 +39,9 @@ from eventlog import runs, scripts
 from eventlog.replication import ReplicatedWriter, ReplicaWait
 from eventlog.runs import Cancel, Decision, Verdict
 from eventlog.writes import sha1
-from readmodel import timeline, unfinished
+from readmodel import batches as batch_sql
+from readmodel import timeline
+from readmodel.listing import last_position
 
 # Jobs of a batch read and cancelled per round trip.
 CHUNK = 500
@@ -114,7 +116,9 @@ async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
     await _mark(svc, batch_id)
     by, after = _by(principal), None
     while True:
-        rows = await svc.projection.rows(*unfinished.query(found.tenant, batch_id, after, CHUNK))
+        rows = await svc.projection.rows(
+            *batch_sql.unfinished_query(found.tenant, batch_id, after, CHUNK)
+        )
         if not rows:
             break
         at = datetime.now(UTC)
@@ -133,7 +137,7 @@ async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
         )
         if len(rows) < CHUNK:
             break
-        after = (rows[-1]["created_at"], str(rows[-1]["job_id"]))
+        after = last_position(rows)
     return (await batches.reread(svc, found)).body
 
 

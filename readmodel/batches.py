@@ -18,8 +18,10 @@ from typing import Any
 
 from domain.cancellation import CancelReason
 from domain.job import JobStatus
+from readmodel.listing import Position
 
 TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
+UNFINISHED = tuple(status.value for status in JobStatus if not status.is_terminal)
 
 SUMMARY = (
     "SELECT status, count(*) AS jobs,"
@@ -69,36 +71,44 @@ def projected(rows: Sequence[dict[str, Any]]) -> Projected:
     )
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a chunk of results ends: its last row's sort key. The next starts after it."""
-
-    created_at: datetime
-    job_id: str
-
-
 def results_query(
     tenant: str, batch_id: str, after: Position | None, rows: int
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of the first `rows` terminal jobs of `tenant`'s batch after
     `after` (from the start without it), in (created_at, job_id) order."""
+    return _chunk_query(RESULT_COLUMNS, tenant, batch_id, TERMINAL, after, rows)
+
+
+def unfinished_query(
+    tenant: str, batch_id: str, after: Position | None, rows: int
+) -> tuple[str, list[Any]]:
+    """The same for the batch's jobs the projection shows unfinished (queued or started), for
+    its cancel: their job_id, lane, created_at."""
+    return _chunk_query("job_id, lane, created_at", tenant, batch_id, UNFINISHED, after, rows)
+
+
+def _chunk_query(
+    columns: str,
+    tenant: str,
+    batch_id: str,
+    statuses: Sequence[str],
+    after: Position | None,
+    rows: int,
+) -> tuple[str, list[Any]]:
+    # Keyset chunks on the partial index (tenant, batch_id, created_at, job_id) of migration
+    # 0006: each starts after the last row of the one before, so a chunk costs the same however
+    # far into the batch it is, and none holds the whole batch in memory.
     conditions = ["tenant = %s", "batch_id = %s", "status = ANY(%s)"]
-    params: list[Any] = [tenant, batch_id, list(TERMINAL)]
+    params: list[Any] = [tenant, batch_id, list(statuses)]
     if after is not None:
         # A row value: one index bound, not a filter on every row read.
         conditions.append("(created_at, job_id) > (%s, %s)")
         params += [after.created_at, uuid.UUID(after.job_id)]
     sql = (
-        f"SELECT {RESULT_COLUMNS} FROM jobs WHERE {' AND '.join(conditions)}"
+        f"SELECT {columns} FROM jobs WHERE {' AND '.join(conditions)}"
         " ORDER BY created_at, job_id LIMIT %s"
     )
     return sql, [*params, rows]
-
-
-def last_position(rows: Sequence[dict[str, Any]]) -> Position:
-    """The position a chunk of `rows` ends at."""
-    last = rows[-1]
-    return Position(last["created_at"], str(last["job_id"]))
 
 
 # The tenants with batches, each found by one probe of the batch index (a loose index scan:

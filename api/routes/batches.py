@@ -31,6 +31,7 @@ from api.responses import (
 )
 from api.schemas import UnprocessableProblem
 from readmodel import batches as sql
+from readmodel.listing import last_position
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ async def _result_lines(
         yield "".join(batches.result_line(row) + "\n" for row in rows).encode()
         if len(rows) < RESULT_ROWS:
             return
-        after = sql.last_position(rows)
+        after = last_position(rows)
         query = sql.results_query(found.tenant, found.batch_id, after, RESULT_ROWS)
         rows = await svc.projection.rows(*query)
 

@@ -28,6 +28,7 @@ from domain.lanes import BULK
 from eventlog import batches as records
 from eventlog.connection import AsyncClient, connect_async
 from readmodel import batches as sql
+from readmodel.listing import Position, last_position
 from readmodel.rows import to_row
 from readmodel.tables import jobs
 
@@ -104,7 +105,7 @@ async def all_results(projection: ProjectionReader, tenant: str, batch_id: str, 
         found += chunk
         if len(chunk) < rows:
             return found
-        after = sql.last_position(chunk)
+        after = last_position(chunk)
 
 
 def test_results_come_in_keyset_chunks_every_terminal_job_once(engine, database_url):
@@ -160,7 +161,7 @@ def test_the_batch_index_serves_the_reads(engine, database_url):
     queries = [
         sql.summary_query(ACME, "b"),
         sql.results_query(ACME, "b", None, 1000),
-        sql.results_query(ACME, "b", sql.Position(START, str(uuid.uuid4())), 1000),
+        sql.results_query(ACME, "b", Position(START, str(uuid.uuid4())), 1000),
     ]
     for statement, params in queries:
         plan = explain(engine, statement, params)

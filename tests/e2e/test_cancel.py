@@ -195,8 +195,15 @@ def test_a_batch_cancel_ends_its_queued_jobs_and_no_others(stack: Service):
     batch = submit_batch(stack, [{"text": SPAM, "custom_id": f"m-{i}"} for i in range(5)])
     bystander = submit_batch(stack, [{"text": SPAM}])
     jobs = [item["job_id"] for item in batch["items"]]
-    for job_id in jobs:  # every job projected, so that the cancel ends each at once
-        wait_for(stack, job_id, "queued")
+    # Every job projected (a listing shows projected jobs only; a read by id answers queued
+    # before that too), so that the cancel ends each at once: no consumer runs here.
+    deadline = time.monotonic() + 30
+    while True:
+        listed = stack.http.get("/v1/jobs", params={"batch_id": batch["batch_id"]}).json()
+        if {job["job_id"] for job in listed["items"]} == set(jobs):
+            break
+        assert time.monotonic() < deadline, "the batch's jobs were never projected"
+        time.sleep(0.05)
     response = cancel_batch(stack.http, batch["batch_id"])
     assert response.status_code == 200, response.text
     body = response.json()

@@ -62,6 +62,7 @@ bench: install
 	mkdir -p .run
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.recovery
+	$(PY) -m bench.batchfile --json .run/bench-batchfile.json
 
 ## Local stand-ins for the redis, postgres and python images, and the service's image on them,
 ## for machines with a Docker engine and no image registry (built once, kept by the engine).

@@ -36,7 +36,7 @@ def _largest(sections: Iterable[Section], role: Callable[[str], bool]) -> float:
 
 
 def check(sections: list[Section]) -> Section:
-    table = Section("targets (issues #6, #15)", "targets")
+    table = Section("targets (issues #6, #15, #16)", "targets")
     results: list[dict[str, Any]] = []
 
     def target(name: str, measured: float, unit: str, ok: bool) -> None:

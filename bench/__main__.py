@@ -4,6 +4,10 @@ Modes (--mode all, or a comma list of them):
   sequential  1 client: submit, poll until terminal, submit the next (the seed's bench.sh)
   longpoll    1 client: POST with Prefer: wait=S (GET ?wait=S after a 202); latency
   concurrent  C clients submitting and waiting (GET ?wait=S; --poll: plain polling)
+  polling     C clients (the seed's): submit, then GET /v1/jobs/{id} every --poll-interval-ms
+              (10) until terminal; with concurrent, also run against a Celery reference of the
+              seed's design (FastAPI + Celery on the same Redis and PostgreSQL, bench/celeryref)
+              and reported side by side as "N x the Celery design"
   batch       clients posting batches of B jobs; accept rate and end to end from the log
   accept      submit only, single and batch, against the bare reference endpoint
   projector   fill the stream with the projector stopped, then its live rate
@@ -38,7 +42,7 @@ from bench.accept import accept
 from bench.backlog import backlog
 from bench.batch import batch
 from bench.catchup import projector
-from bench.endtoend import concurrent, longpoll, sequential
+from bench.endtoend import concurrent, longpoll, polling, sequential
 from bench.fairness import fairness
 from bench.partitions import partitions
 from bench.report import Section, write_json
@@ -51,6 +55,7 @@ SHARED: dict[str, Callable[[Bench], Section]] = {
     "sequential": sequential,
     "longpoll": longpoll,
     "concurrent": concurrent,
+    "polling": polling,
     "batch": batch,
     "accept": accept,
 }

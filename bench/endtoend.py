@@ -1,4 +1,5 @@
-"""Modes where each client waits for its job before the next: sequential, longpoll, concurrent.
+"""Modes where each client waits for its job before the next: sequential, longpoll, concurrent,
+polling.
 
 Throughput is the jobs clients saw terminal per second of the run; latency is from the start of
 the submission to the answer that showed the job terminal, as a client experiences it.
@@ -6,7 +7,10 @@ the submission to the answer that showed the job terminal, as a client experienc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bench.clients import Plan
+from bench.options import Options
 from bench.report import Section, ms, quantiles_ms, rate
 from bench.runs import (
     Bench,
@@ -35,6 +39,20 @@ def longpoll(bench: Bench) -> Section:
     plan = bench.plan("wait", o.longpoll_jobs, 1, wait="prefer", wait_s=o.wait_s)
     title = f"long-poll: 1 client, {o.longpoll_jobs} jobs, POST with Prefer: wait={o.wait_s}"
     return waited(bench, title, "longpoll", plan)
+
+
+def polling(bench: Bench) -> Section:
+    """C clients as the seed's clients are written: each submits, then polls GET /v1/jobs/{id}
+    every --poll-interval-ms until the job is terminal, then submits the next."""
+    o = bench.options
+    plan = polling_plan(bench.plan, o)
+    title = f"polling: {o.clients} clients, {o.jobs} jobs, submit then poll every {o.poll_ms:g} ms"
+    return waited(bench, title, "polling", plan)
+
+
+def polling_plan(plan: Callable[..., Plan], o: Options) -> Plan:
+    """The polling clients' plan, from a stack's plan maker (ours or the Celery reference's)."""
+    return plan("wait", o.jobs, o.clients, wait="poll", poll_s=o.poll_ms / 1000)
 
 
 def concurrent(bench: Bench, label: str = "concurrent") -> Section:

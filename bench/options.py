@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Modes that share one stack, then the ones that start their own.
-SHARED_MODES = ("sequential", "longpoll", "concurrent", "batch", "accept")
+SHARED_MODES = ("sequential", "longpoll", "concurrent", "polling", "batch", "accept")
 OWN_STACK_MODES = ("projector", "scaling", "partitions", "backlog", "fairness", "listing")
 MODES = SHARED_MODES + OWN_STACK_MODES
 
@@ -51,6 +51,9 @@ class Options:
     env: dict[str, str]
     load_procs: int
     reference: bool
+    celery: bool
+    celery_concurrency: int
+    celery_pool: str
     warmup: int
     json: Path | None
 
@@ -106,7 +109,8 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="concurrent: POST with Prefer: wait=S, one request per job, instead of GET ?wait=",
     )
-    add("--poll-ms", type=float, default=5.0, help="interval of plain polling")
+    add("--poll-interval-ms", "--poll-ms", dest="poll_ms", type=float, default=10.0,
+        help="interval of plain polling (polling, sequential, concurrent --poll)")  # fmt: skip
     add("--wait-s", type=int, default=10, help="long-poll wait asked for (at most 60)")
     add("--batch-jobs", type=int, default=100_000, help="jobs of the batch run")
     add("--batch-size", type=int, default=1000, help="jobs per batch request (at most 1000)")
@@ -156,6 +160,11 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     add("--load-procs", type=int, default=1, help="load generator processes")
     add("--no-reference", dest="reference", action="store_false",
         help="skip the reference endpoint (no ratios)")  # fmt: skip
+    add("--no-celery", dest="celery", action="store_false",
+        help="polling, concurrent: skip the Celery reference (no side-by-side)")  # fmt: skip
+    add("--celery-concurrency", type=int, default=2, help="the Celery reference's worker slots")
+    add("--celery-pool", choices=("prefork", "threads"), default="prefork",
+        help="the Celery reference's pool (prefork: Celery's default, the seed's)")  # fmt: skip
     add("--warmup", type=int, default=100, help="jobs run on each stack before measuring")
     add("--json", type=Path, help="also write every result to this file")
     return p

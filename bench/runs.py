@@ -221,6 +221,15 @@ def cpu_row(section: Section, cpu_s: dict[str, float], terminal: int, client_s: 
         **{role: seconds / jobs * 1000 for role, seconds in roles.items()},
         "load_client": client_ms,
     }
+    service_row(section, sum(roles.values()) / jobs * 1000)
+
+
+def service_row(section: Section, service_ms: float) -> None:
+    """The one CPU figure that compares across runs and machines: what a job costs every
+    process that serves it (the roles, with their children, and the Redis and PostgreSQL
+    servers), the load generator left out."""
+    section.row("CPU per job, all processes but the load generator", f"{service_ms:.2f} ms")
+    section.data["cpu_ms_per_job_service"] = service_ms
 
 
 def memory_rows(section: Section, rss: dict[str, dict[int, float]]) -> None:

@@ -352,6 +352,34 @@ SUBMIT.update(
 SUBMIT_BATCH.update(guarded_by("submit"))
 READ_JOB.update(guarded_by("read"))
 
+_ETAG = {
+    "ETag": {
+        "description": "A weak tag of the job's state (RFC 9110): it changes whenever the "
+        "state does, and a terminal job's never changes. Send it back in `If-None-Match` to "
+        "be answered 304 while the job is as you last saw it.",
+        "schema": {"type": "string", "example": 'W/"3f2a9c0d1e4b5a6c"'},
+    }
+}
+_POLL_AGAIN = {
+    "Retry-After": {
+        "description": "On a job that has not ended, read without `wait`: seconds until it "
+        "is worth asking again (a hint; absent once the job is terminal). Or ask with `wait` "
+        "and be answered when it ends.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+# GET /v1/jobs/{job_id} alone: its conditional reads and polling hints.
+POLL_JOB: dict[int | str, dict[str, Any]] = {
+    **READ_JOB,
+    200: {"headers": {**_ETAG, **_POLL_AGAIN}},
+    304: {
+        "description": "Not Modified: `If-None-Match` named the job's current tag (or was "
+        "`*`). No body; the tag and, for a job that has not ended, Retry-After, as a 200 "
+        "would have.",
+        "headers": {**_ETAG, **_POLL_AGAIN},
+    },
+}
+
 _ADMIN_INVALID = problem_response(
     "A parameter or the body is not valid.",
     example(

@@ -31,6 +31,9 @@ class ApiSettings(CommonSettings):
     # Longest a long-poll (GET ?wait=, POST Prefer: wait=) is held; requests may ask for up to 60.
     # 0 answers every long-poll at once with the job as it is (e.g. an API without workers).
     max_wait_s: float = Field(default=60.0, ge=0.0, le=60.0)
+    # Retry-After on an unfinished job's GET /v1/jobs/{id} (not a long-poll's): when a poller
+    # should ask again, in whole seconds (0: not said).
+    poll_retry_after_s: int = Field(default=1, ge=0, le=3600)
     # Connections this API process keeps for reading jobs (each long-poll holds none while it
     # waits: it reads before and after).
     db_pool_max_size: int = Field(default=16, ge=1, le=1000)

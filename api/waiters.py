@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from api.terminal import DEFAULT_ENTRIES, TerminalJobs
 from eventlog.connection import AsyncClient, connect_async
 from readmodel import announcement
 
@@ -75,10 +76,12 @@ class Watch:
 
 
 class Waiters:
-    """The watches of one process, by job id."""
+    """The watches of one process, by job id; and the terminal jobs it was told of or read
+    (`terminal`), which reads answer from."""
 
-    def __init__(self) -> None:
+    def __init__(self, terminal_entries: int = DEFAULT_ENTRIES) -> None:
         self._by_job: dict[str, set[Watch]] = {}
+        self.terminal = TerminalJobs(terminal_entries)
 
     def __len__(self) -> int:
         return sum(len(watches) for watches in self._by_job.values())
@@ -201,6 +204,7 @@ class TerminalListener:
         kind = message["type"]
         if kind == "message":
             announced = announcement.decode(message["data"])
+            self._waiters.terminal.announced(announced)
             self._waiters.wake(announced, rows=announced)
         elif kind == "subscribe":
             # From now on nothing is missed; what was published before, the re-reads will see.

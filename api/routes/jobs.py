@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from api import conditional
 from api.deps import Reader, ServicesDep
 from api.listing import MAX_LIMIT, JobPage, ListingQuery, next_link, read_page
 from api.longpoll import job_within
 from api.openapi import SERVER_ERROR, example, problem_response
 from api.params import JobId, Wait
-from api.responses import READ_JOB, guarded_by
+from api.responses import POLL_JOB, READ_JOB, guarded_by
 from api.schemas import JobBody, UnprocessableProblem
 from domain.ids import is_job_id
 
@@ -101,18 +102,33 @@ async def list_jobs(
     "is read from its JobRequested event (status `queued`), so a read right after a 202 never "
     "gives 404. Another tenant's job is 404, exactly like an id that does not exist. With "
     "`wait`, a long-poll: the answer waits until the job is terminal (woken by "
-    "the projector, not by polling) or the time runs out, and is 200 either way.",
+    "the projector, not by polling) or the time runs out, and is 200 either way. Every answer "
+    "carries an `ETag` of the job's state: sent back in `If-None-Match`, it is answered 304 "
+    "without a body while the state is unchanged. A job that has not ended is answered with "
+    "`Retry-After` (seconds) when read without `wait`: poll no sooner, or long-poll instead.",
     response_description="The job.",
-    responses=READ_JOB,
+    responses=POLL_JOB,
 )
 async def get_job(
     job_id: JobId, request: Request, svc: ServicesDep, principal: Reader, wait: Wait = 0
-) -> JobBody:
+) -> Response:
     # Checked first so that arbitrary strings never reach PostgreSQL's uuid column.
     if not is_job_id(job_id):
         raise HTTPException(404, f"no job {job_id}")
-    wait_s = min(wait, svc.settings.max_wait_s)
-    state = await job_within(svc, principal, job_id, wait_s, request.receive)
-    if state is None:
+    # Returned as a Response, rendered once (api.conditional): FastAPI would validate the
+    # model it was given again, then encode it twice over.
+    rendered = svc.waiters.terminal.get(job_id)
+    if rendered is None:
+        wait_s = min(wait, svc.settings.max_wait_s)
+        state = await job_within(svc, principal, job_id, wait_s, request.receive)
+        if state is None:
+            raise HTTPException(404, f"no job {job_id}")
+        rendered = conditional.render(state)
+        svc.waiters.terminal.remember(job_id, rendered)
+    elif not principal.sees(rendered.tenant):
         raise HTTPException(404, f"no job {job_id}")
-    return JobBody.of(state)
+    # A long-poll's answer comes when it should: its client asks again at once.
+    retry_after_s = 0 if wait > 0 else svc.settings.poll_retry_after_s
+    # Sent several times, a list header is one list (RFC 9110 section 5.3).
+    if_none_match = ", ".join(request.headers.getlist(conditional.IF_NONE_MATCH))
+    return conditional.answer(rendered, if_none_match, retry_after_s)

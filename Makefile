@@ -56,8 +56,10 @@ migrate: install
 openapi: install
 	$(PY) -m api openapi --output docs/openapi.json
 
-## Load a whole InferFlow on this machine (embedded servers unless URLs are set) and report.
-BENCH_ARGS ?= --backlog-jobs 100000 --fairness-jobs 100000 --json .run/bench.json
+## Load a whole InferFlow on this machine (embedded servers unless URLs are set) and report:
+## every mode (the polling clients among them), then the Celery reference under the polling
+## clients, and our polling and long-poll (--prefer) clients as multiples of it.
+BENCH_ARGS ?= --prefer --backlog-jobs 100000 --fairness-jobs 100000 --json .run/bench.json
 bench: install
 	mkdir -p .run
 	$(PY) -m bench $(BENCH_ARGS)

@@ -42,6 +42,7 @@ from bench.accept import accept
 from bench.backlog import backlog
 from bench.batch import batch
 from bench.catchup import projector
+from bench.celeryref.compare import COMPARED, celery_polling, side_by_side
 from bench.endtoend import concurrent, longpoll, polling, sequential
 from bench.fairness import fairness
 from bench.partitions import partitions
@@ -133,6 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         header(described, o)
         work = Path(tmp)
         sections = shared_modes(work, o, redis_url)
+        if o.celery and any(m in o.modes for m in COMPARED):
+            # After our stack has stopped: the two designs never share the machine's cores.
+            run = partial(celery_polling, work, o, redis_url, postgres_url)
+            sections += guarded("celery", run)
+            if (compared := side_by_side(sections)) is not None:
+                compared.print()
+                sections.append(compared)
         for mode in (m for m in o.modes if m in OWN_STACK):
             sections += guarded(mode, partial(OWN_STACK[mode], work, o))
         checked = targets.check(sections)

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections import Counter
 
+from bench.celeryref.compare import CELERY_MODE, side_by_side
 from bench.clients import Plan, run_clients
 from bench.endtoend import polling_plan
 from bench.http import Connection
@@ -120,3 +121,35 @@ def test_every_report_carries_the_cpu_of_all_processes_but_the_load_generator():
     assert labels["CPU per job, all processes but the load generator"] == "4.00 ms"
     assert section.data["cpu_ms_per_job_service"] == 4.0
     assert section.data["cpu_ms_per_job"]["load_client"] == 9.0  # apart, never in the figure
+
+
+def measured(title: str, mode: str, jobs_s: float, cpu_ms: float, p50_ms: float) -> Section:
+    section = Section(title, mode)
+    section.data.update(
+        throughput_jobs_s=jobs_s, cpu_ms_per_job_service=cpu_ms, terminal_ms={"p50": p50_ms}
+    )
+    return section
+
+
+def test_our_waiting_modes_are_reported_as_multiples_of_the_celery_design():
+    sections = [
+        measured(
+            "polling: 32 clients, 3000 jobs, submit then poll every 10 ms", "polling", 250, 7, 120
+        ),
+        measured(
+            "concurrent: 32 clients, 3000 jobs, POST with Prefer: wait=10", "concurrent", 550, 3, 50
+        ),
+        measured("batch: 4 clients", "batch", 9000, 1, 5),
+        measured("Celery reference, polling: 32 clients", CELERY_MODE, 100, 20, 300),
+    ]
+    compared = side_by_side(sections)
+    assert compared is not None
+    assert [c["jobs_s_x_celery"] for c in compared.data["compared"]] == [2.5, 5.5]
+    assert [c["cpu_per_job_x_celery"] for c in compared.data["compared"]] == [0.35, 0.15]
+    rows = dict(compared.rows)
+    assert "2.5 x the Celery design" in rows["polling: submit then poll every 10 ms"]
+    assert "0.15 x the Celery design's" in rows["concurrent: POST with Prefer: wait=10"]
+
+
+def test_no_side_by_side_without_a_celery_run():
+    assert side_by_side([measured("polling: 1, 2, x", "polling", 1, 1, 1)]) is None

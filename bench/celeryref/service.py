@@ -81,7 +81,7 @@ def celery_service(
         stack.callback(_stop, procs)
         worker = [sys.executable, "-m", "celery", "-A", "bench.celeryref.worker", "worker"]
         worker += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat", "--quiet"]
         procs["celery worker"] = subprocess.Popen(worker, env=env)
         api = [sys.executable, "-m", "uvicorn", "bench.celeryref.app:create_app", "--factory"]
         api += ["--port", str(port), "--workers", "1", "--log-level", "warning"]

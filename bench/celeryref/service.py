@@ -79,9 +79,11 @@ def celery_service(
         port = free_port()
         procs: dict[str, subprocess.Popen[bytes]] = {}
         stack.callback(_stop, procs)
-        worker = [sys.executable, "-m", "celery", "-A", "bench.celeryref.worker", "worker"]
+        # --quiet (a global option, before the command): no banner in the bench's report.
+        worker = [sys.executable, "-m", "celery", "--quiet", "-A", "bench.celeryref.worker"]
+        worker += ["worker"]
         worker += ["--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat", "--quiet"]
+        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         procs["celery worker"] = subprocess.Popen(worker, env=env)
         api = [sys.executable, "-m", "uvicorn", "bench.celeryref.app:create_app", "--factory"]
         api += ["--port", str(port), "--workers", "1", "--log-level", "warning"]

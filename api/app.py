@@ -44,7 +44,7 @@ def _build_services(settings: ApiSettings) -> Services:
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, round(timeout_s))},
     )
-    waiters = Waiters()
+    waiters = Waiters(settings.terminal_cache_entries)
     channel = settings.names.terminal
     keys = KeyStore(engine)
     return Services(

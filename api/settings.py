@@ -34,6 +34,9 @@ class ApiSettings(CommonSettings):
     # Retry-After on an unfinished job's GET /v1/jobs/{id} (not a long-poll's): when a poller
     # should ask again, in whole seconds (0: not said).
     poll_retry_after_s: int = Field(default=1, ge=0, le=3600)
+    # Finished jobs each API process keeps to answer reads without PostgreSQL (about 1 KB each),
+    # least recently read first out; 0: none kept.
+    terminal_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)
     # Connections this API process keeps for reading jobs (each long-poll holds none while it
     # waits: it reads before and after).
     db_pool_max_size: int = Field(default=16, ge=1, le=1000)

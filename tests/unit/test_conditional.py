@@ -219,3 +219,16 @@ def test_an_announcement_does_not_replace_an_answer_kept():
     kept = jobs.get(state.job_id)
     jobs.announced({state.job_id: rows.to_json(rows.to_row(state, "1-0"))})
     assert jobs.get(state.job_id) is kept
+
+
+def test_the_api_keeps_as_many_finished_jobs_as_its_setting_says():
+    from api.app import _build_services
+    from api.settings import ApiSettings
+
+    settings = ApiSettings(
+        terminal_cache_entries=7,
+        redis_url="redis://127.0.0.1:1/0",
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        redis_cluster="off",
+    )
+    assert _build_services(settings).waiters.terminal.max_entries == 7

@@ -112,6 +112,15 @@ WAITED_HEADERS = {
         "schema": {"type": "string"},
     },
 }
+ACCEPTED_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Without `Prefer: wait` only: seconds before a first poll of the job is "
+        "worth it (POLL_RETRY_AFTER_S); absent when it is 0. A client may ignore it, or "
+        "long-poll instead.",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
 FINISHED_HEADERS = {
     **WAITED_HEADERS,
     REPLAY_HEADER: {
@@ -127,7 +136,7 @@ SUBMIT: dict[int | str, dict[str, Any]] = {
         "description": "With `Prefer: wait=N` only: the job, terminal within the wait.",
         "headers": FINISHED_HEADERS,
     },
-    202: {"headers": WAITED_HEADERS},
+    202: {"headers": {**WAITED_HEADERS, **ACCEPTED_RETRY_AFTER}},
     400: problem_response(
         "The body is not UTF-8 JSON, or the Idempotency-Key is invalid.",
         example(400, "malformed-json", "Malformed JSON", "The body is empty; send a JSON object."),

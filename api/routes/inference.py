@@ -57,6 +57,10 @@ async def submit(
     wait_s = prefer.wait_seconds(request.headers.getlist(prefer.HEADER), svc.settings.max_wait_s)
     if wait_s is None:
         _event, accepted = await accepting.accept(svc.log.placement.job_id())
+        if svc.settings.poll_retry_after_s:
+            # When a poll first has a chance of news; a long-poll's answer says nothing (the
+            # client was told to wait already).
+            response.headers["Retry-After"] = str(svc.settings.poll_retry_after_s)
         return JobAccepted(job_id=accepted.job_id)
     response.headers[prefer.APPLIED_HEADER] = prefer.applied_wait(wait_s)
     job_id, state = await _accept_and_wait(accepting, wait_s)

@@ -308,6 +308,7 @@ def test_the_description_publishes_the_limits_and_why_there_is_no_409(api: Servi
         "Location",
         REPLAY_HEADER,
         "Preference-Applied",
+        "Retry-After",
     }
     assert [p["name"] for p in submit["parameters"]] == [KEY_HEADER, "Prefer", "Cancel-After"]
     assert "Retry-After" in submit["responses"]["503"]["headers"]

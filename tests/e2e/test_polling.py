@@ -154,6 +154,17 @@ def test_a_read_right_after_a_202_is_never_404(running: Service):
         assert response.headers["etag"]
 
 
+def test_a_submissions_202_says_when_a_first_poll_is_worth_it_and_a_long_polls_does_not(
+    running: Service,
+):
+    accepted = running.submit("see you at lunch")
+    assert accepted.status_code == 202 and accepted.headers["retry-after"] == "1"
+    waited = running.http.post(
+        "/v1/inference", json={"text": "see you at lunch"}, headers={"Prefer": "wait=5"}
+    )
+    assert waited.status_code in (200, 202) and "retry-after" not in waited.headers
+
+
 # The body
 
 

@@ -25,6 +25,9 @@ import redis
 from devstack.embedded import redis_server_binary, spawn
 from devstack.ports import free_port_with_bus
 
+# Redis Cluster's bus listens on the node's port + 10000.
+BUS_OFFSET = 10000
+
 SLOTS = 16384
 # How long a master may be silent before its replica takes over: short, for tests of failover.
 NODE_TIMEOUT_MS = 2000
@@ -45,7 +48,10 @@ class LocalCluster:
         self.directory = Path(directory)
         self.master_count = masters
         self.replica_count = replicas
-        self.ports = [free_port_with_bus() for _ in range(masters * (1 + replicas))]
+        self.ports: list[int] = []
+        for _ in range(masters * (1 + replicas)):
+            taken = frozenset(self.ports) | frozenset(p + BUS_OFFSET for p in self.ports)
+            self.ports.append(free_port_with_bus(BUS_OFFSET, taken=taken))
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
     @property

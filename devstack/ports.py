@@ -22,11 +22,32 @@ def is_free(port: int) -> bool:
     return True
 
 
-def free_port_with_bus(offset: int = 10000, low: int = 20000, high: int = 55535) -> int:
-    """A free port whose `port + offset` is free too, as a cluster node needs for its bus (and
-    so at most 65535 - offset)."""
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks the local ports of outgoing connections from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low, high = (int(part) for part in ports.read().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
+def free_port_with_bus(
+    offset: int = 10000, low: int = 12000, taken: frozenset[int] = frozenset()
+) -> int:
+    """A free port whose `port + offset` is free too, as a cluster node needs for its bus.
+
+    Both are taken below the ephemeral range: a port in it that is free now may be the local
+    end of any outgoing connection a moment later (the tests open thousands), and a node whose
+    bus port is taken so exits at start. `taken`: ports already handed out (and not bound yet),
+    which neither may be."""
+    high = ephemeral_ports()[0] - 1 - offset
+    if high <= low:
+        raise OSError(f"no room below the ephemeral ports for a port and its bus {offset} above")
     for _ in range(1000):
         port = random.randint(low, high)
+        if {port, port + offset} & taken:
+            continue
         if is_free(port) and is_free(port + offset):
             return port
     raise OSError(f"no free port with a free port {offset} above it in {low}-{high}")

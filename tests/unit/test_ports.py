@@ -13,7 +13,7 @@ def test_a_node_port_and_its_bus_port_are_both_below_the_ephemeral_range():
     first_ephemeral = ephemeral_ports()[0]
     for _ in range(200):
         port = free_port_with_bus(10000)
-        assert 12000 <= port and port + 10000 < first_ephemeral
+        assert port >= 12000 and port + 10000 < first_ephemeral
 
 
 def test_ports_already_handed_out_are_never_handed_out_again():

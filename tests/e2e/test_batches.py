@@ -17,6 +17,7 @@ from api.batches import BatchBody, BatchFileAccepted, ResultLine
 from eventlog.lanes import known_lanes
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import Service
+from tests.support import one_server
 
 pytestmark = pytest.mark.e2e
 
@@ -126,6 +127,9 @@ def log_length(service: Service) -> int:
         client.close()
 
 
+@one_server(
+    "a throughput-sized file: on a cluster, the smaller files of this module take the same path"
+)
 @pytest.mark.timeout(300)
 def test_a_file_of_100000_lines_runs_and_its_results_name_every_custom_id_once(service: Service):
     lines = lines_of(100_000, f"big-{uuid.uuid4().hex[:6]}")

@@ -17,6 +17,7 @@ import pytest
 from api.settings import ApiSettings
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import ROOT, Service
+from tests.support import one_server
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +62,7 @@ def test_served_description_is_the_committed_one(api: Service):
     assert served == committed, "docs/openapi.json is stale: run `make openapi`"
 
 
+@one_server("the API's description holds whatever Redis's topology; checked once, on one server")
 def test_api_answers_as_its_description_says(api: Service, tmp_path):
     # The CLI, not the pytest plugin: the plugin's lazy loader does not run under pytest 9.
     # A fixed seed makes a failure in CI the same failure on a laptop. Every request sends the

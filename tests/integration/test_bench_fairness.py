@@ -20,6 +20,7 @@ from bench.options import parse
 from bench.runs import Bench, batch_plan
 from bench.stack import running_stack
 from bench.targets import check
+from tests.support import one_server
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
@@ -101,6 +102,9 @@ def test_batches_are_measured_end_to_end_from_their_bulk_lanes(tmp_path):
     assert measured.projection_rate() > 0
 
 
+@one_server(
+    "the bench's report of two runs: the cluster's bench runs are measured by the partitions mode"
+)
 @pytest.mark.usefixtures("servers_of_the_session")
 def test_the_fairness_mode_reports_both_runs_side_by_side(tmp_path):
     jobs = 2000

@@ -16,6 +16,7 @@ from api.limits import BodySizeLimit
 from api.logclient import LogClient
 from api.metrics import TenantLabels
 from api.projection import ProjectionReader, connection_pool
+from api.quickread import QuickReads
 from api.ratelimits import RateLimitHeaders
 from api.routes import admin, batch, batches, cancel, events, health, inference, jobs
 from api.settings import ApiSettings
@@ -44,7 +45,7 @@ def _build_services(settings: ApiSettings) -> Services:
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, round(timeout_s))},
     )
-    waiters = Waiters(settings.terminal_cache_entries)
+    waiters = Waiters(settings.terminal_cache_entries, settings.poll_cache_ms)
     channel = settings.names.terminal
     keys = KeyStore(engine)
     return Services(
@@ -113,6 +114,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         streamed_paths=frozenset({batches.FILE_PATH}),
     )
     app.add_middleware(RateLimitHeaders)
+    # Outside the limits' middleware and the router (it answers only what they add nothing to),
+    # inside the timing: a poll it answers is counted as the route's.
+    app.add_middleware(QuickReads)
     app.add_middleware(RequestTiming)
     routers = (inference, batch, batches, cancel, jobs, events, admin, health)
     for router in (module.router for module in routers):

@@ -27,7 +27,7 @@ from api.waiters import TerminalListener, Waiters
 from classifier.errors import UnknownModelVersionError
 from classifier.registry import ModelRegistry
 from eventlog.connection import AsyncClient
-from eventlog.ratelimit import RateLimiter
+from eventlog.ratelimit import Bucket, RateLimiter
 
 
 @dataclass
@@ -102,12 +102,11 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 CancelAfterMs = Annotated[int | None, Depends(cancel_after_ms)]
 
 
-async def charge(svc: Services, request: Request, principal: Principal, jobs: int = 0) -> None:
-    """Count the request, and `jobs` jobs, against its tenant's and key's limits, all or none
-    in one step; RateLimitedError when one is spent. The decision's header fields go on the
-    answer, whatever it is (api.ratelimits.RateLimitHeaders)."""
+async def buckets(svc: Services, principal: Principal, jobs: int = 0) -> list[Bucket]:
+    """The limits a request of `principal`, with `jobs` jobs, counts against: none when
+    neither its tenant nor its key has one."""
     limits = await svc.tenants.limits(principal.tenant)
-    buckets = ratelimits.buckets_for(
+    return ratelimits.buckets_for(
         svc.settings.names,
         principal.tenant,
         principal.key_id or "-",
@@ -116,12 +115,19 @@ async def charge(svc: Services, request: Request, principal: Principal, jobs: in
         limits.jobs,
         jobs,
     )
-    if not buckets:
+
+
+async def charge(svc: Services, request: Request, principal: Principal, jobs: int = 0) -> None:
+    """Count the request, and `jobs` jobs, against its tenant's and key's limits, all or none
+    in one step; RateLimitedError when one is spent. The decision's header fields go on the
+    answer, whatever it is (api.ratelimits.RateLimitHeaders)."""
+    limited = await buckets(svc, principal, jobs)
+    if not limited:
         return
     # A receipt of its own: sent again after a dropped connection, the call charges once.
     receipt = svc.settings.names.rate_receipt(principal.tenant, uuid.uuid4().hex)
     decision = await guarded_again(
-        "redis", svc.timeout_s, lambda: svc.limiter.acquire(buckets, receipt)
+        "redis", svc.timeout_s, lambda: svc.limiter.acquire(limited, receipt)
     )
     ratelimits.answer_with(request.scope, decision)
     if not decision.allowed:

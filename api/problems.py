@@ -131,14 +131,18 @@ async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, IdempotencyKeyReusedError):
         return problem(422, "idempotency-key-reused", "Idempotency-Key reused", str(exc))
     if isinstance(exc, DependencyUnavailableError):
-        return problem(
-            503,
-            "dependency-unavailable",
-            "Service unavailable",
-            str(exc),
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+        return unavailable(exc)
     return await _on_unexpected(_request, exc)
+
+
+def unavailable(exc: DependencyUnavailableError) -> JSONResponse:
+    return problem(
+        503,
+        "dependency-unavailable",
+        "Service unavailable",
+        str(exc),
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -37,6 +37,9 @@ class ApiSettings(CommonSettings):
     # Finished jobs each API process keeps to answer reads without PostgreSQL (about 1 KB each),
     # least recently read first out; 0: none kept.
     terminal_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    # How long an unfinished job's answer is reused for the reads that follow (api.unfinished):
+    # a started job may read as queued for this long; its end is never held back. 0: never.
+    poll_cache_ms: int = Field(default=100, ge=0, le=10_000)
     # Connections this API process keeps for reading jobs (each long-poll holds none while it
     # waits: it reads before and after).
     db_pool_max_size: int = Field(default=16, ge=1, le=1000)

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from api.terminal import DEFAULT_ENTRIES, TerminalJobs
+from api.unfinished import UnfinishedJobs
 from eventlog.connection import AsyncClient, connect_async
 from readmodel import announcement
 
@@ -77,11 +78,15 @@ class Watch:
 
 class Waiters:
     """The watches of one process, by job id; and the terminal jobs it was told of or read
-    (`terminal`), which reads answer from."""
+    (`terminal`) and the unfinished ones it read lately (`unfinished`), which reads answer
+    from."""
 
-    def __init__(self, terminal_entries: int = DEFAULT_ENTRIES) -> None:
+    def __init__(
+        self, terminal_entries: int = DEFAULT_ENTRIES, unfinished_fresh_ms: int = 0
+    ) -> None:
         self._by_job: dict[str, set[Watch]] = {}
         self.terminal = TerminalJobs(terminal_entries)
+        self.unfinished = UnfinishedJobs(unfinished_fresh_ms)
 
     def __len__(self) -> int:
         return sum(len(watches) for watches in self._by_job.values())
@@ -204,10 +209,14 @@ class TerminalListener:
         kind = message["type"]
         if kind == "message":
             announced = announcement.decode(message["data"])
+            self._waiters.unfinished.forget(announced)
             self._waiters.terminal.announced(announced)
             self._waiters.wake(announced, rows=announced)
         elif kind == "subscribe":
             # From now on nothing is missed; what was published before, the re-reads will see.
             self.subscribed = True
+            # Announcements may have been missed while unsubscribed: no unfinished answer is
+            # trusted past this point.
+            self._waiters.unfinished.clear()
             woken = self._waiters.wake_all()
             log.info("listening on %s for terminal jobs (%d waiters re-read)", self._channel, woken)

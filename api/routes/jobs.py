@@ -8,10 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from api import conditional
+from api import answers, conditional
 from api.deps import Reader, ServicesDep
 from api.listing import MAX_LIMIT, JobPage, ListingQuery, next_link, read_page
-from api.longpoll import job_within
 from api.openapi import SERVER_ERROR, example, problem_response
 from api.params import JobId, Wait
 from api.responses import POLL_JOB, READ_JOB, guarded_by
@@ -115,20 +114,16 @@ async def get_job(
     # Checked first so that arbitrary strings never reach PostgreSQL's uuid column.
     if not is_job_id(job_id):
         raise HTTPException(404, f"no job {job_id}")
-    # Returned as a Response, rendered once (api.conditional): FastAPI would validate the
-    # model it was given again, then encode it twice over.
-    rendered = svc.waiters.terminal.get(job_id)
+    wait_s = min(wait, svc.settings.max_wait_s)
+    if wait_s > 0:
+        rendered = await answers.within(svc, principal, job_id, wait_s, request.receive)
+    else:
+        rendered = await answers.current(svc, principal, job_id)
     if rendered is None:
-        wait_s = min(wait, svc.settings.max_wait_s)
-        state = await job_within(svc, principal, job_id, wait_s, request.receive)
-        if state is None:
-            raise HTTPException(404, f"no job {job_id}")
-        rendered = conditional.render(state)
-        svc.waiters.terminal.remember(job_id, rendered)
-    elif not principal.sees(rendered.tenant):
         raise HTTPException(404, f"no job {job_id}")
     # A long-poll's answer comes when it should: its client asks again at once.
     retry_after_s = 0 if wait > 0 else svc.settings.poll_retry_after_s
     # Sent several times, a list header is one list (RFC 9110 section 5.3).
     if_none_match = ", ".join(request.headers.getlist(conditional.IF_NONE_MATCH))
+    # Rendered once (api.conditional): FastAPI would validate a model again, then encode it.
     return conditional.answer(rendered, if_none_match, retry_after_s)

@@ -3,6 +3,8 @@ finished jobs answered from the API's memory with tenants kept apart, and the bo
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -202,3 +204,78 @@ def test_the_body_of_every_kind_of_job_is_as_before(running: Service):
     assert bodies["succeeded"]["result"]["label"] in ("ham", "spam")
     assert bodies["failed"]["error_type"]
     assert bodies["cancelled"]["cancel_reason"] == "requested"
+
+
+# The short path of a poll (api.quickread) and the answers it keeps (api.unfinished)
+
+
+def routed(client: httpx.Client, job_id: str, etag: str | None = None) -> httpx.Response:
+    """The same read through the app's route: a query keeps it off the short path."""
+    return read(client, job_id, etag, wait=0)
+
+
+def same_answer(short: httpx.Response, route: httpx.Response) -> None:
+    assert short.status_code == route.status_code
+    assert short.content == route.content
+    for field in ("etag", "retry-after", "content-type", "content-length"):
+        assert short.headers.get(field) == route.headers.get(field), field
+
+
+def test_a_poll_on_the_short_path_is_answered_as_the_route_answers_it(running: Service):
+    with consumers_stopped(running):
+        queued_id = running.submit("see you at lunch").json()["job_id"]
+        same_answer(read(running.http, queued_id), routed(running.http, queued_id))
+    job = running.wait_terminal(queued_id)
+    short, route = read(running.http, job["job_id"]), routed(running.http, job["job_id"])
+    same_answer(short, route)
+    tag = short.headers["etag"]
+    same_answer(read(running.http, job["job_id"], tag), routed(running.http, job["job_id"], tag))
+
+
+def test_every_poll_is_counted_as_the_routes(running: Service):
+    job = finished(running)
+
+    def answered() -> float:
+        scraped = running.http.get("/metrics").text
+        for line in scraped.splitlines():
+            if line.startswith("inferflow_http_requests_total{") and (
+                'route="/v1/jobs/{job_id}"' in line and 'status="200"' in line
+            ):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = answered()
+    for _ in range(5):
+        assert read(running.http, job["job_id"]).status_code == 200
+    assert answered() == before + 5
+
+
+def test_a_started_job_reads_as_started_once_the_kept_answer_is_stale(running: Service):
+    with consumers_stopped(running):
+        job_id = running.submit(SLOW_TEXT).json()["job_id"]
+        assert read(running.http, job_id).json()["status"] == "queued"  # kept for POLL_CACHE_MS
+    seen = set()
+    deadline = time.monotonic() + 30  # the consumer starts again first
+    while (status := read(running.http, job_id).json()["status"]) == "queued":
+        seen.add(status)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # Inference takes 1.5 s: the start shows long before the end, though "queued" was kept.
+    assert status == "started", seen
+    running.wait_terminal(job_id)
+
+
+def test_a_job_that_ends_reads_as_ended_at_once_however_long_answers_are_kept(
+    make_service: ServiceFactory,
+):
+    service = make_service(POLL_CACHE_MS="10000")
+    service.start_all(consumers=1)
+    with consumers_stopped(service):
+        job_id = service.submit("see you at lunch").json()["job_id"]
+        assert read(service.http, job_id).json()["status"] == "queued"
+    # Woken by the projector's announcement, which also ends what the process kept.
+    deadline = time.monotonic() + 30
+    while (status := read(service.http, job_id).json()["status"]) not in TERMINAL:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.02)
+    assert read(service.http, job_id, wait=0).json()["status"] == status

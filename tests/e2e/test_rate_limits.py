@@ -139,6 +139,29 @@ def test_a_keys_own_limit_holds_within_its_tenants(service: Service):
     assert other.get(f"/v1/jobs/{UNKNOWN_JOB}").status_code == 404  # the tenant has no limit
 
 
+def test_polls_of_a_job_count_against_the_tenants_limit_and_the_keys(service: Service):
+    name = tenant()
+    set_limits(service, name, requests_per_s=0.001, requests_burst=3)
+    client = service.client_of(name)
+    job_id = client.post("/v1/inference", json={"text": "lunch?"}).json()["job_id"]
+    service.wait_terminal(job_id)
+    first = client.get(f"/v1/jobs/{job_id}")
+    assert first.status_code == 200 and first.json()["job_id"] == job_id
+    assert first.headers["ratelimit-policy"] == '"requests";q=3;w=3000'
+    # The submission took one, this poll another.
+    assert first.headers["ratelimit"].startswith('"requests";r=1;t=')
+    assert client.get(f"/v1/jobs/{job_id}").headers["ratelimit"].startswith('"requests";r=0;t=')
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 429
+    # A key's own limit, in a tenant without one: its polls count too.
+    made = service.http.post(
+        "/v1/admin/keys",
+        json={"tenant": tenant(), "scopes": ["read"], "requests_per_s": 0.001, "requests_burst": 1},
+    )
+    limited = service.client(made.json()["key"])
+    assert limited.get(f"/v1/jobs/{UNKNOWN_JOB}").status_code == 404
+    assert limited.get(f"/v1/jobs/{job_id}").status_code == 429
+
+
 def test_tenants_do_not_share_limits(service: Service):
     spent, fresh = tenant(), tenant()
     for name in (spent, fresh):

@@ -56,6 +56,7 @@ class Options:
     celery_pool: str
     warmup: int
     json: Path | None
+    profile: Path | None
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -167,6 +168,8 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
         help="the Celery reference's pool (prefork: Celery's default, the seed's)")  # fmt: skip
     add("--warmup", type=int, default=100, help="jobs run on each stack before measuring")
     add("--json", type=Path, help="also write every result to this file")
+    add("--profile", type=Path, metavar="DIR",
+        help="sample every role with py-spy while each run's load lasts, into DIR")  # fmt: skip
     return p
 
 

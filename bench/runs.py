@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import cpu, loadgen, memory
+from bench import cpu, loadgen, memory, profiles
 from bench.checkpoint import Checkpoint, watching
 from bench.clients import BATCH_PATH, Kind, Plan
 from bench.options import Options
@@ -32,6 +32,7 @@ class Measured:
     outcomes: Outcomes
     projected_at: float | None  # time.time() when the projection held every outcome
     cpu_s: dict[str, float] = field(default_factory=dict)  # by role, load to projection
+    profiles: list[profiles.Profile] = field(default_factory=list)  # with --profile
 
     @property
     def terminal(self) -> int:
@@ -56,6 +57,7 @@ class Bench:
     partitions: int = field(init=False)
     checkpoint: Checkpoint = field(init=False)
     _next: int = 0  # job numbers go on across runs, so no two jobs share a text
+    _runs: int = 0
     _references: dict[tuple[str, int], Tally] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,7 +81,12 @@ class Bench:
         names = self.service.names
         after = heads(self.redis, names, self.partitions)
         tail = Tail(self.redis, names, self.partitions, after)
-        with watching(self.checkpoint.database_url) as watch:
+        self._runs += 1
+        run = f"{self._runs:02d}-{plan.kind}-{plan.clients}c"
+        with (
+            watching(self.checkpoint.database_url) as watch,
+            profiles.profiling(self.roles(), self.options.profile, run) as profiled,
+        ):
             before = cpu.sample(self.roles())
             tally = loadgen.run(plan, self.options.load_procs)
             wait_for_outcomes(tail, tally.accepted)
@@ -90,7 +97,7 @@ class Bench:
                 limit_s = 120 + len(tally.accepted) / 100
                 projected = watch.first_past(outcomes.last_entries, limit_s)
             busy = cpu.spent(before, cpu.sample(self.roles()))
-        return Measured(tally, outcomes, projected, busy)
+        return Measured(tally, outcomes, projected, busy, profiled)
 
     def roles(self) -> list[tuple[str, int]]:
         """The live roles' processes, the consumers (and projectors) each under one name."""
@@ -204,6 +211,22 @@ def client_rows(section: Section, tally: Tally, processes: int) -> None:
 def cpu_rows(section: Section, measured: Measured) -> None:
     """CPU per terminal job by role: where the run's time went (the load client apart)."""
     cpu_row(section, measured.cpu_s, measured.terminal, measured.tally.cpu_s)
+    profile_rows(section, measured.profiles)
+
+
+def profile_rows(section: Section, profiled: list[profiles.Profile], n: int = 6) -> None:
+    """Each role's busiest functions (--profile): by samples running them, and on the stack."""
+    for profile in profiled:
+        if not profile.samples:
+            continue
+        busiest = ", ".join(f"{name} {share:.0%}" for name, share in profile.top(profile.own, n))
+        section.row(f"profile: {profile.role}, self", busiest)
+        within = ", ".join(f"{name} {share:.0%}" for name, share in profile.top(profile.total, n))
+        section.row(f"profile: {profile.role}, total", within)
+    if profiled:
+        section.data["profile"] = {
+            p.role: {"samples": p.samples, "self": dict(p.top(p.own, 25))} for p in profiled
+        }
 
 
 def cpu_row(section: Section, cpu_s: dict[str, float], terminal: int, client_s: float) -> None:

@@ -24,8 +24,8 @@ RATE_HZ = 100
 
 @dataclass
 class Profile:
-    """A role's samples, summed by function ("name (file)"). py-spy leaves out threads that
-    wait (an event loop in select, a blocking read), so every sample is of work."""
+    """A role's samples, summed by function ("name (file)"). Only the thread holding the GIL
+    is sampled, so every sample is of Python at work (a C call made under the GIL included)."""
 
     role: str
     samples: int = 0
@@ -42,8 +42,20 @@ class Profile:
             self.total[name] += count
 
     def top(self, counter: Counter[str], n: int) -> list[tuple[str, float]]:
-        """The `n` largest entries of `counter`, as shares of the role's samples."""
-        return [(name, count / self.samples) for name, count in counter.most_common(n)]
+        """The `n` largest entries of `counter`, as shares of the role's samples, leaving out
+        the frames every stack passes through (the process, its threads, the event loop)."""
+        shown = ((name, count) for name, count in counter.most_common() if not _frame(name))
+        return [(name, count / self.samples) for name, count in list(shown)[:n]]
+
+
+# Frames that are on (nearly) every stack of a role: they tell nothing of where the time goes.
+_FRAMES = {"<frozen runpy>", "threading.py", "runners.py", "_compat.py", "main.py", "server.py"}
+_FRAMES |= {"__main__.py", "base_events.py", "events.py", "fleet.py", "thread.py"}
+
+
+def _frame(name: str) -> bool:
+    where = name.rpartition(" (")[2].rstrip(")")
+    return name.startswith("process ") or where in _FRAMES
 
 
 def _function(frame: str) -> str:
@@ -84,7 +96,9 @@ def profiling(
     for role, pid in roles:
         out = directory / f"{run}-{role}-{pid}.txt"
         command = ["py-spy", "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--subprocesses"]
-        command += ["--format", "raw", "--output", str(out), "--nonblocking"]
+        # --gil: only the thread running Python code is sampled, so a thread woken and waiting
+        # for a core (every role, on a saturated box) is not counted as working.
+        command += ["--gil", "--format", "raw", "--output", str(out), "--nonblocking"]
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samplers.append((role, out, proc))
     try:

@@ -43,6 +43,7 @@ from bench.memory import PROC
 from bench.report import Section, write_json
 from bench.stack import Stack, running_stack
 from devstack.servers import postgres_server, redis_server
+from eventlog.connection import is_cluster
 
 JOBS = 100_000
 ITEMS = 1000  # per JSON batch, the reference
@@ -94,6 +95,11 @@ class Run:
 
     def per_job_ms(self, seconds: dict[str, float]) -> dict[str, float]:
         return {role: s / self.jobs * 1000 for role, s in sorted(seconds.items())}
+
+
+def _servers(stack: Stack) -> cpu.Servers:
+    redis_url = stack.env["REDIS_URL"]
+    return cpu.Servers.of(redis_url, is_cluster(redis_url), stack.env["DATABASE_URL"])
 
 
 def _roles(stack: Stack) -> list[tuple[str, int]]:
@@ -192,17 +198,17 @@ def measure(stack: Stack, terminal: Terminal, kind: str, jobs: int, done_before:
     with httpx.Client(base_url=stack.url, headers=stack.headers, timeout=600) as client:
         client.get("/health")  # the connection, before the clock starts
         began_at, wall = time.monotonic(), time.time()
-        before = cpu.sample(_roles(stack))
+        before = cpu.sample(_roles(stack), _servers(stack))
         batch_id = ""
         if isinstance(payload, bytes):
             batch_id, run.accepted = send_file(client, payload)
         else:
             run.accepted = send_batches(client, payload)
         run.accept_s = time.monotonic() - began_at
-        accepted = cpu.sample(_roles(stack))
+        accepted = cpu.sample(_roles(stack), _servers(stack))
         terminal.wait_for(done_before + run.accepted, 120 + jobs / 100)
         run.cpu_accept_s = cpu.spent(before, accepted)
-        run.cpu_all_s = cpu.spent(before, cpu.sample(_roles(stack)))
+        run.cpu_all_s = cpu.spent(before, cpu.sample(_roles(stack), _servers(stack)))
         if batch_id:
             read_back(stack, client, batch_id, run)
     run.terminal_s = terminal.last_projected().timestamp() - wall
@@ -222,13 +228,15 @@ def read_back(stack: Stack, client: httpx.Client, batch_id: str, run: Run) -> No
         client.get(f"/v1/batches/{batch_id}").raise_for_status()
         times.append(time.monotonic() - began_at)
     run.read_s = sorted(times)[READS // 2]
-    before = cpu.sample(_roles(stack))
+    before = cpu.sample(_roles(stack), _servers(stack))
     began_at = time.monotonic()
     with client.stream("GET", f"/v1/batches/{batch_id}/results") as response:
         response.raise_for_status()
         run.results_bytes = sum(len(piece) for piece in response.iter_bytes())
     run.results_s = time.monotonic() - began_at
-    run.results_api_cpu_s = cpu.spent(before, cpu.sample(_roles(stack))).get("api", 0.0)
+    run.results_api_cpu_s = cpu.spent(before, cpu.sample(_roles(stack), _servers(stack))).get(
+        "api", 0.0
+    )
 
 
 def warm_up(stack: Stack, terminal: Terminal) -> int:

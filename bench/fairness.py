@@ -365,7 +365,7 @@ def drain(bench: Bench, keys: Keys, with_b: bool, round_no: int) -> Section:
         watching(bench.checkpoint.database_url) as watch,
         listening(bench.service.env["REDIS_URL"], names.terminal) as heard,
     ):
-        before = cpu.sample(bench.roles())
+        before = cpu.sample(bench.roles(), bench.servers)
         # Both loads ready first, then off together: B is there from A's first batch on.
         loads = [loadgen.prepare(plan, o.load_procs)]
         try:
@@ -382,7 +382,7 @@ def drain(bench: Bench, keys: Keys, with_b: bool, round_no: int) -> Section:
             for load in loads:
                 load.end()
             raise
-        busy = cpu.spent(before, cpu.sample(bench.roles()))
+        busy = cpu.spent(before, cpu.sample(bench.roles(), bench.servers))
         samples = list(watch.samples)
     # The log is read once the measured window is over.
     found = scan(bench, a_lanes, start)

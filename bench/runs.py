@@ -56,6 +56,7 @@ class Bench:
     redis: Client = field(init=False)
     partitions: int = field(init=False)
     checkpoint: Checkpoint = field(init=False)
+    servers: cpu.Servers = field(init=False)  # the server processes whose CPU is the run's
     _next: int = 0  # job numbers go on across runs, so no two jobs share a text
     _runs: int = 0
     _references: dict[tuple[str, int], Tally] = field(default_factory=dict)
@@ -65,6 +66,9 @@ class Bench:
         self.redis = connect(env["REDIS_URL"], is_cluster(env["REDIS_URL"]))
         self.checkpoint = Checkpoint(env["DATABASE_URL"])
         self.partitions = int(env.get("PARTITIONS", "1"))
+        self.servers = cpu.Servers.of(
+            env["REDIS_URL"], is_cluster(env["REDIS_URL"]), env["DATABASE_URL"]
+        )
 
     def close(self) -> None:
         self.redis.close()
@@ -87,7 +91,7 @@ class Bench:
             watching(self.checkpoint.database_url) as watch,
             profiles.profiling(self.roles(), self.options.profile, run) as profiled,
         ):
-            before = cpu.sample(self.roles())
+            before = cpu.sample(self.roles(), self.servers)
             tally = loadgen.run(plan, self.options.load_procs)
             wait_for_outcomes(tail, tally.accepted)
             outcomes = summarise(tail, tally.accepted)
@@ -96,7 +100,7 @@ class Bench:
                 # A slow projector may need minutes for a big batch: bounded, not cut short.
                 limit_s = 120 + len(tally.accepted) / 100
                 projected = watch.first_past(outcomes.last_entries, limit_s)
-            busy = cpu.spent(before, cpu.sample(self.roles()))
+            busy = cpu.spent(before, cpu.sample(self.roles(), self.servers))
         return Measured(tally, outcomes, projected, busy, profiled)
 
     def roles(self) -> list[tuple[str, int]]:

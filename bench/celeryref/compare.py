@@ -14,6 +14,7 @@ from bench.endtoend import polling_plan
 from bench.options import Options
 from bench.report import Section, ms, quantiles_ms, rate
 from bench.runs import client_rows, cpu_row, memory_rows, submission_rows
+from eventlog.connection import is_cluster
 
 CELERY_MODE = "celery"
 COMPARED = ("polling", "concurrent")  # our modes set beside the Celery design's polling
@@ -32,9 +33,10 @@ def celery_polling(work: Path, o: Options, redis_url: str, postgres_url: str) ->
         if o.warmup:
             loadgen.run(plan("wait", o.warmup, 4, wait="poll", poll_s=o.poll_ms / 1000))
         measured = polling_plan(plan, o)
-        before = cpu.sample(svc.roles())
+        servers = cpu.Servers.of(redis_url, is_cluster(redis_url), svc.database_url)
+        before = cpu.sample(svc.roles(), servers)
         tally = loadgen.run(measured, o.load_procs)
-        busy = cpu.spent(before, cpu.sample(svc.roles()))
+        busy = cpu.spent(before, cpu.sample(svc.roles(), servers))
         stored = svc.statuses(tally.accepted)
         rss = svc.memory_mb()
     title = (

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from api.routes.events import LaneTails, followed
+from api.lanetails import LaneTails, followed
 from domain.cancellation import CancelReason
 from domain.events import JobCancelled, JobRequested, JobStarted
 from domain.ids import new_job_id, partition_of

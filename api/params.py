@@ -21,6 +21,15 @@ JobId = Annotated[
     ),
 ]
 
+BatchId = Annotated[
+    str,
+    Path(
+        description="A batch id as POST /v1/batches or POST /v1/inference/batch returned it: a "
+        "UUID in canonical lowercase form. Any other string is 404 without a database read.",
+        json_schema_extra={"pattern": JOB_ID_PATTERN},
+    ),
+]
+
 Wait = Annotated[
     float,
     Query(

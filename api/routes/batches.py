@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from email.message import Message as MimeMessage
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
@@ -20,7 +20,7 @@ from api.batchfile import MEDIA_TYPES
 from api.deps import CancelAfterMs, IdempotencyKey, Reader, Services, ServicesDep, Submitter
 from api.errors import RefusedRequestError
 from api.openapi import RETRY_AFTER, SERVER_ERROR, example, problem_response
-from api.params import JOB_ID_PATTERN
+from api.params import BatchId
 from api.problems import problem
 from api.responses import (
     CANCEL_AFTER_PARAMETER,
@@ -203,16 +203,6 @@ READ_RESULTS: dict[int | str, dict[str, Any]] = {
     **SERVER_ERROR,
     **guarded_by("read"),
 }
-
-BATCH_ID_DESCRIPTION = (
-    "A batch id as POST /v1/batches or POST /v1/inference/batch returned it: a UUID in "
-    "canonical lowercase form. Any other string is 404 without a database read."
-)
-
-BatchId = Annotated[
-    str,
-    Path(description=BATCH_ID_DESCRIPTION, json_schema_extra={"pattern": JOB_ID_PATTERN}),
-]
 
 
 @router.post(

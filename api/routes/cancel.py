@@ -7,9 +7,8 @@ from fastapi import APIRouter, HTTPException, Request
 from api import cancelling
 from api.batches import BatchBody
 from api.deps import Canceller, ServicesDep
-from api.params import JobId
+from api.params import BatchId, JobId
 from api.responses import CANCEL_BATCH, CANCEL_JOB
-from api.routes.batches import BatchId
 from api.schemas import JobBody
 from domain.ids import is_job_id
 

@@ -36,7 +36,6 @@ from domain.cancellation import CancelReason
 from domain.events import JobCancelled
 from domain.job import JobState, JobStatus, evolve
 from eventlog import runs, scripts
-from eventlog.replication import ReplicatedWriter, ReplicaWait
 from eventlog.runs import Cancel, Decision, Verdict
 from eventlog.writes import sha1
 from readmodel import batches as batch_sql
@@ -159,15 +158,11 @@ async def _cancel(svc: Services, cancels: Sequence[Cancel]) -> list[Decision]:
 async def _scripts(svc: Services, source: str, calls: Sequence[runs.Call]) -> list[Any]:
     """Run `source` once per (KEYS, ARGV), pipelined; with SUBMIT_REPLICAS, once enough
     replicas hold the writes. Safe to repeat: a second CANCEL of a job finds it ended."""
-    wait = ReplicaWait(svc.settings.submit_replicas, svc.settings.submit_replicas_timeout_ms)
+    writer = svc.log.replicated
 
     async def attempt() -> list[Any]:
-        if wait.replicas:
-            writer = ReplicatedWriter(svc.redis, wait)
-            try:
-                return await writer.run([(source, keys, argv) for keys, argv in calls])
-            finally:
-                await writer.close()
+        if writer is not None:
+            return await writer.run([(source, keys, argv) for keys, argv in calls])
         return await _evalsha(svc, source, calls)
 
     return await guarded_again("redis", svc.timeout_s, attempt)

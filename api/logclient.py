@@ -18,7 +18,7 @@ from eventlog.lanes import Lane, known_lanes_async, served_first
 from eventlog.names import Names
 from eventlog.placement import Placement
 from eventlog.positions import entry_ms
-from eventlog.replication import ReplicaWait
+from eventlog.replication import ReplicatedWriter, ReplicaWait
 from eventlog.submission import BatchEntry, Retention, Submission, Submitter, indexed_at
 from readmodel import timeline
 from readmodel.checkpoints import Checkpoint
@@ -47,6 +47,12 @@ class LogClient:
         self._timeout_s = timeout_s
         self.placement = Placement(partitions)
         self._submitter = Submitter(client, names, retention, partitions, wait)
+
+    @property
+    def replicated(self) -> ReplicatedWriter | None:
+        """The writer that waits for SUBMIT_REPLICAS replicas (None when that is 0), shared by
+        every write of this process that must."""
+        return self._submitter.replicated
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         async with guarded("redis", self._timeout_s):

@@ -230,7 +230,9 @@ class Submitter:
         self._names = names
         self._retention = retention
         self._partitions = partitions
-        self._replicated = ReplicatedWriter(client, wait) if wait and wait.replicas else None
+        # The process's one writer to the masters (their connections kept), which other writes that
+        # must wait for replicas share (the API's cancels).
+        self.replicated = ReplicatedWriter(client, wait) if wait and wait.replicas else None
         self._one = client.register_script(scripts.SUBMIT)
         self._many = client.register_script(scripts.BATCH_SUBMIT)
         self._reserve = client.register_script(scripts.RESERVE)
@@ -275,14 +277,14 @@ class Submitter:
         return Submission(event.job_id, created=True) if not appended.created else appended
 
     async def _script(self, source: str, script: Any, keys: list[str], argv: list[str]) -> Any:
-        if self._replicated is None:
+        if self.replicated is None:
             return await script(keys=keys, args=argv)
-        (reply,) = await self._replicated.run([(source, keys, argv)])
+        (reply,) = await self.replicated.run([(source, keys, argv)])
         return reply
 
     async def close(self) -> None:
-        if self._replicated is not None:
-            await self._replicated.close()
+        if self.replicated is not None:
+            await self.replicated.close()
 
     async def submit_batch(self, entries: Sequence[BatchEntry], cap: int = 0) -> list[Submission]:
         """Accept every entry: the keys bound in one round trip, then one script per partition,
@@ -320,8 +322,8 @@ class Submitter:
                 self._names, entry.idempotency_key, entry.event, entry.fingerprint, ttl_s
             )
             calls.append((scripts.RESERVE, keys, argv))
-        if self._replicated is not None:
-            replies = await self._replicated.run(calls)
+        if self.replicated is not None:
+            replies = await self.replicated.run(calls)
         else:
             pipe = self._redis.pipeline(transaction=False)
             for source, keys, argv in calls:

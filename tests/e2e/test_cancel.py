@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.cluster import RedisCluster
 
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import Service
@@ -339,3 +340,40 @@ def test_a_job_that_ends_before_its_deadline_keeps_its_outcome(working: Service)
     body = working.wait_terminal(job_id)
     assert body["status"] == "succeeded" and body["deadline"] is not None
     assert cancel(working.http, job_id).status_code == 409
+
+
+def connections_received(client: RedisCluster) -> int:
+    """Connections the cluster's masters have accepted so far."""
+    stats = client.info("stats", target_nodes=RedisCluster.PRIMARIES)
+    return sum(int(node["total_connections_received"]) for node in stats.values())
+
+
+def test_with_submit_replicas_cancels_wait_for_a_replica_on_the_apis_own_connections(
+    make_service: ServiceFactory, redis_url: str, redis_cluster: bool
+):
+    if not redis_cluster:
+        pytest.skip("needs replicas: the cluster pass (a replica per master)")
+    service = make_service(SUBMIT_REPLICAS="1", DEPENDENCY_TIMEOUT_MS="5000")
+    service.start("projector")
+    service.start("api")
+    jobs = [submit(service) for _ in range(6)]
+    assert cancel(service.http, jobs[0]).status_code == 200  # connections to the masters made
+    counter = RedisCluster.from_url(redis_url)
+    try:
+        before = connections_received(counter)
+        for job_id in jobs[1:]:
+            response = cancel(service.http, job_id)
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "cancelled"
+        # The writer that waits for replicas is the process's one, kept: a writer made for
+        # each request would connect to the job's master every time (5 cancels, 5 or more).
+        assert connections_received(counter) - before < len(jobs[1:])
+    finally:
+        counter.close()
+    for job_id in jobs:
+        assert wait_for(service, job_id, "cancelled")["cancel_reason"] == "requested"
+    # A batch's cancel marks it in every partition through the same writer.
+    batch = submit_batch(service, [{"text": SPAM} for _ in range(3)])
+    cancelled = cancel_batch(service.http, batch["batch_id"])
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] in ("cancelling", "cancelled")

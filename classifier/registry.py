@@ -4,6 +4,7 @@ Layout of a models directory::
 
     <version>.skops   the pipeline, written by ``skops.io.dump`` (never pickle)
     <version>.npz     its compact form (``classifier.compact``): plain arrays, no code
+    <version>.png     its held-out confusion matrix as a heat map (``classifier.heatmap``)
     <version>.json    its manifest, written last, so only complete models are listed
 
 ``load`` serves the compact form when the manifest names one, so a consumer never imports
@@ -20,7 +21,7 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ from classifier.errors import ModelIntegrityError, UnknownModelVersionError
 MANIFEST_SUFFIX = ".json"
 MODEL_SUFFIX = ".skops"
 COMPACT_SUFFIX = ".npz"
+CONFUSION_SUFFIX = ".png"
+
+# What built a model: the trainer's own pipeline, or a user's, published with classifier.publish.
+KIND_TRAINED = "tfidf-lr"
+KIND_USER = "user-pipeline"
 
 # Versions become file names; anything outside this pattern could escape the models directory.
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -72,6 +78,18 @@ class ModelManifest:
     data_sha256: str
     # SHA-256 of <version>.npz; "" for models trained before the compact form existed.
     compact_sha256: str = ""
+    # The fields below came with user models; a manifest without them reads with these defaults.
+    kind: str = KIND_TRAINED
+    # Rows of the data set, training and held-out together.
+    n_rows: int = 0
+    # label -> {"precision", "recall", "f1", "support"} on the held-out rows.
+    per_label: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Held-out confusion matrix: rows true labels, columns predicted ones, both in `labels` order.
+    confusion: tuple[tuple[int, ...], ...] = ()
+    # File name of the confusion matrix's picture beside the manifest; "" when there is none.
+    confusion_png: str = ""
+    # Types the publisher was told to trust beyond TRUSTED_TYPES (classifier.publish --trust).
+    trusted_types: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -91,6 +109,15 @@ class ModelManifest:
             skops_version=str(raw["skops_version"]),
             data_sha256=str(raw["data_sha256"]),
             compact_sha256=str(raw.get("compact_sha256", "")),
+            kind=str(raw.get("kind", KIND_TRAINED)),
+            n_rows=int(raw.get("n_rows", int(raw["n_train"]) + int(raw["n_test"]))),
+            per_label={
+                str(label): {str(k): float(v) for k, v in metrics.items()}
+                for label, metrics in raw.get("per_label", {}).items()
+            },
+            confusion=tuple(tuple(int(v) for v in row) for row in raw.get("confusion", ())),
+            confusion_png=str(raw.get("confusion_png", "")),
+            trusted_types=tuple(str(t) for t in raw.get("trusted_types", ())),
         )
 
 

@@ -13,27 +13,28 @@ import csv
 import io
 import os
 import sys
-import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import sklearn
 import skops
 import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from classifier import compact
+from classifier import compact, heatmap
+from classifier.evaluation import Evaluation, evaluate, report
 from classifier.export import export
+from classifier.files import atomic_write
 from classifier.registry import (
     COMPACT_SUFFIX,
+    CONFUSION_SUFFIX,
     MANIFEST_SUFFIX,
     MODEL_SUFFIX,
     ModelManifest,
@@ -143,28 +144,45 @@ def train(
     data = load_dataset(Path(data_path))
     x_train, x_test, y_train, y_test = _split(data, test_size, seed)
     pipeline = build_pipeline(seed).fit(x_train, y_train)
-    predicted = pipeline.predict(x_test)
-    accuracy = float(accuracy_score(y_test, predicted))
+    labels = tuple(str(c) for c in pipeline.classes_)
+    scores = evaluate(labels, y_test, [str(p) for p in pipeline.predict(x_test)])
     if out is not None:
-        out.write(f"held-out accuracy: {accuracy:.4f} ({len(y_test)} rows)\n")
-        out.write(classification_report(y_test, predicted, digits=3))
+        out.write(report(scores))
     payload = _serialize(pipeline)
     compact_payload = _compact(pipeline, x_test)
     manifest = ModelManifest(
         version=version,
         sha256=sha256_bytes(payload),
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        accuracy=accuracy,
+        created_at=now(),
+        accuracy=scores.accuracy,
         n_train=len(y_train),
         n_test=len(y_test),
-        labels=tuple(str(c) for c in pipeline.classes_),
+        labels=labels,
         sklearn_version=sklearn.__version__,
         skops_version=skops.__version__,
         data_sha256=data.sha256,
         compact_sha256=sha256_bytes(compact_payload),
+        n_rows=len(data.labels),
+        **evaluation_fields(version, scores),
     )
-    _publish(models_dir, manifest, payload, compact_payload)
+    files = {MODEL_SUFFIX: payload, COMPACT_SUFFIX: compact_payload}
+    publish(models_dir, manifest, {**files, CONFUSION_SUFFIX: heatmap.render(scores.confusion)})
+    if out is not None:
+        out.write(f"confusion matrix: {models_dir / manifest.confusion_png}\n")
     return manifest
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def evaluation_fields(version: str, scores: Evaluation) -> dict[str, Any]:
+    """The manifest's fields that come from the held-out evaluation."""
+    return {
+        "per_label": scores.per_label,
+        "confusion": scores.confusion,
+        "confusion_png": f"{version}{CONFUSION_SUFFIX}",
+    }
 
 
 def _check_target(version: str, models_dir: Path, overwrite: bool) -> None:
@@ -217,32 +235,15 @@ def _compact(pipeline: Pipeline, texts: list[str]) -> bytes:
     return payload
 
 
-def _publish(
-    models_dir: Path, manifest: ModelManifest, payload: bytes, compact_payload: bytes
-) -> None:
+def publish(models_dir: Path, manifest: ModelManifest, files: dict[str, bytes]) -> None:
+    """Write `files` (suffix -> bytes) as <version><suffix>, then the manifest, which lists it."""
     models_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = models_dir / f"{manifest.version}{MANIFEST_SUFFIX}"
     # Unlist first when replacing, so no reader pairs the old manifest with the new model.
     manifest_path.unlink(missing_ok=True)
-    _atomic_write(models_dir / f"{manifest.version}{MODEL_SUFFIX}", payload)
-    _atomic_write(models_dir / f"{manifest.version}{COMPACT_SUFFIX}", compact_payload)
-    _atomic_write(manifest_path, manifest.to_json().encode("utf-8"))
-
-
-def _atomic_write(target: Path, payload: bytes) -> None:
-    # Hidden ".tmp" names never match the registry's "*.json" listing.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; services may run as another user and must read the model.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    for suffix, payload in files.items():
+        atomic_write(models_dir / f"{manifest.version}{suffix}", payload)
+    atomic_write(manifest_path, manifest.to_json().encode("utf-8"))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -29,7 +29,7 @@ from api.errors import DependencyUnavailableError, IdempotencyKeyReusedError, Qu
 from api.guard import guarded
 from api.problems import TYPE_PREFIX
 from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
-from classifier.errors import UnknownModelVersionError
+from classifier.errors import ModelRetiredError, UnknownModelVersionError
 from domain.events import JobRequested
 from domain.ids import new_job_id, partition_of
 from domain.lanes import BULK, INTERACTIVE
@@ -121,7 +121,7 @@ async def accept(
     """Append `tenant`'s job as `job_id`, or find the job the key already named (a replay); a
     key reused with another request is IdempotencyKeyReusedError. `traceparent` is the
     request's header, "" when it had none; `cancel_after_ms` the job's Cancel-After."""
-    version = body.model_version or svc.settings.default_model_version
+    version = body.model_version or svc.default_model()
     svc.require_model(version)
     with spans.span(
         "inferflow.submit", traceparent, **{"inferflow.model_version": version}
@@ -161,6 +161,7 @@ async def accept(
 
 Answer = dict[str, Any]
 Pending = list[tuple[Answer, BatchEntry]]
+ModelVersionError = UnknownModelVersionError | ModelRetiredError
 
 
 async def _elsewhere(
@@ -260,7 +261,8 @@ async def judge(
     number (a file's line numbers)."""
     answers: list[Answer] = []
     pending: Pending = []
-    version_errors: dict[str, UnknownModelVersionError | None] = {}  # one lookup per version
+    version_errors: dict[str, ModelVersionError | None] = {}  # one lookup per version
+    default_version = svc.default_model()
     occurred_at = utcnow()
     job_ids = iter(svc.log.placement.job_ids(len(items)))
     indexes = numbers if numbers is not None else range(first_index, first_index + len(items))
@@ -275,12 +277,12 @@ async def judge(
             continue
         answer = _answer(index, item.custom_id)
         answers.append(answer)
-        version = item.model_version or svc.settings.default_model_version
+        version = item.model_version or default_version
         if version not in version_errors:
             version_errors[version] = _unknown_version(svc, version)
         error = version_errors[version]
         if error is not None:
-            _reject(answer, _unknown_version_problem(error))
+            _reject(answer, _version_problem(error))
             continue
         entry = _entry(next(job_ids), item, version, occurred_at, context)
         pending.append((answer, entry))
@@ -311,10 +313,10 @@ def _entry(
     return BatchEntry(event, key, fingerprint)
 
 
-def _unknown_version(svc: Services, version: str) -> UnknownModelVersionError | None:
+def _unknown_version(svc: Services, version: str) -> ModelVersionError | None:
     try:
         svc.require_model(version)
-    except UnknownModelVersionError as exc:
+    except (UnknownModelVersionError, ModelRetiredError) as exc:
         return exc
     return None
 
@@ -404,7 +406,11 @@ def item_problem(slug: str, title: str, detail: str, **extensions: Any) -> dict[
     return {"type": TYPE_PREFIX + slug, "title": title, "detail": detail, **extensions}
 
 
-def _unknown_version_problem(exc: UnknownModelVersionError) -> dict[str, Any]:
+def _version_problem(exc: ModelVersionError) -> dict[str, Any]:
+    if isinstance(exc, ModelRetiredError):
+        return item_problem(
+            "model-retired", "Model version retired", str(exc), replacement=exc.replacement
+        )
     return item_problem(
         "unknown-model-version", "Unknown model version", str(exc), available=list(exc.known)
     )

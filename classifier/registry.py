@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.errors import ModelIntegrityError, UnknownModelVersionError
+from classifier.serving import ServingStore
 
 MANIFEST_SUFFIX = ".json"
 MODEL_SUFFIX = ".skops"
@@ -154,6 +155,7 @@ class ModelRegistry:
         self.models_dir = Path(models_dir)
         self._cache: dict[str, Classifier] = {}
         self._lock = threading.Lock()
+        self.serving = ServingStore(self.models_dir)
 
     def versions(self) -> tuple[str, ...]:
         if not self.models_dir.is_dir():

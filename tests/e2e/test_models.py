@@ -1,0 +1,138 @@
+"""Models through real processes: a three-label model trained and served; GET /v1/models; the
+default switched and a version retired with `python -m classifier` while the API and a consumer
+run, seen at once, and a job queued before the retirement still run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from classifier.train import train
+from tests.e2e.conftest import ServiceFactory
+from tests.e2e.harness import Service
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "support_intents.csv"
+LABELS = ["billing", "shipping", "technical"]
+BILLING = "I was charged twice for my subscription"
+
+
+@pytest.fixture(scope="module")
+def intents_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models_dir = tmp_path_factory.mktemp("intent-models")
+    train(DATA, "intents-v1", models_dir, test_size=0.3, seed=1)
+    train(DATA, "intents-v2", models_dir, test_size=0.3, seed=2)
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def stack(make_service: ServiceFactory, intents_dir: Path) -> Service:
+    # No consumer yet: a job is queued before its version is retired, then run.
+    service = make_service(MODELS_DIR=str(intents_dir), DEFAULT_MODEL_VERSION="intents-v1")
+    service.start("projector")
+    service.start("api")
+    return service
+
+
+def manage(models_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DEFAULT_MODEL_VERSION": "intents-v1"}
+    return subprocess.run(
+        [sys.executable, "-m", "classifier", "--models-dir", str(models_dir), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def job_id_of(response) -> str:
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"]
+
+
+def test_models_are_listed_with_metrics_and_the_default(stack: Service):
+    response = stack.http.get("/v1/models")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["default"] == "intents-v1"
+    versions = {m["version"]: m for m in body["models"]}
+    assert sorted(versions) == ["intents-v1", "intents-v2"]
+    one = versions["intents-v1"]
+    assert (one["default"], one["retired"], one["replacement"]) == (True, False, None)
+    assert not versions["intents-v2"]["default"]
+    assert one["labels"] == LABELS and one["kind"] == "tfidf-lr"
+    assert sorted(one["per_label"]) == LABELS
+    assert one["confusion_matrix"]["labels"] == LABELS
+    assert sum(map(sum, one["confusion_matrix"]["counts"])) == one["data"]["n_test"]
+    assert one["data"]["rows"] == 108
+
+
+def test_one_model_is_read_and_an_unknown_one_is_404(stack: Service):
+    response = stack.http.get("/v1/models/intents-v2")
+    assert response.status_code == 200
+    assert response.json()["version"] == "intents-v2"
+    missing = stack.http.get("/v1/models/intents-v9")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == "urn:inferflow:problem:http-404"
+
+
+def test_listing_needs_a_key_with_the_read_scope(stack: Service):
+    with stack.client_of("acme", "submit") as client:
+        assert client.get("/v1/models").status_code == 403
+    with stack.client(None) as anonymous:
+        assert anonymous.get("/v1/models").status_code == 401
+
+
+def test_default_switch_and_retirement_without_restart(stack: Service, intents_dir: Path):
+    queued = job_id_of(stack.submit(BILLING))
+    assert stack.http.get(f"/v1/jobs/{queued}").json()["model_version"] == "intents-v1"
+
+    switched = manage(intents_dir, "default", "intents-v2")
+    assert switched.returncode == 0, switched.stderr
+    assert "intents-v2 (default)" in switched.stdout
+    after = job_id_of(stack.submit(BILLING))
+    assert stack.http.get(f"/v1/jobs/{after}").json()["model_version"] == "intents-v2"
+
+    retired = manage(intents_dir, "retire", "intents-v1", "--replacement", "intents-v2")
+    assert retired.returncode == 0, retired.stderr
+    refused = stack.submit(BILLING, model_version="intents-v1")
+    assert refused.status_code == 410
+    problem = refused.json()
+    assert problem["type"] == "urn:inferflow:problem:model-retired"
+    assert problem["replacement"] == "intents-v2"
+    listed = stack.http.get("/v1/models/intents-v1").json()
+    assert (listed["retired"], listed["replacement"]) == (True, "intents-v2")
+
+    # The consumer starts after the retirement: the job accepted before it still runs.
+    stack.start_consumers(1)
+    for job_id, version in ((queued, "intents-v1"), (after, "intents-v2")):
+        job = stack.wait_terminal(job_id)
+        assert job["status"] == "succeeded", job
+        assert job["result"]["model_version"] == version
+        assert job["result"]["label"] == "billing"
+        assert sorted(job["result"]["probabilities"]) == LABELS
+
+
+def test_a_batch_item_for_a_retired_version_names_the_replacement(stack: Service):
+    items = [{"text": BILLING, "model_version": "intents-v1"}, {"text": BILLING}]
+    response = stack.http.post("/v1/inference/batch", json={"items": items})
+    assert response.status_code in (200, 202, 207), response.text
+    results = response.json()["items"]
+    assert results[0]["error"]["type"] == "urn:inferflow:problem:model-retired"
+    assert results[0]["error"]["replacement"] == "intents-v2"
+    assert results[1]["error"] is None
+
+
+def test_refused_changes_exit_2(intents_dir: Path):
+    unknown = manage(intents_dir, "default", "intents-v9")
+    assert unknown.returncode == 2 and "intents-v9" in unknown.stderr
+    to_retired = manage(intents_dir, "default", "intents-v1")
+    assert to_retired.returncode == 2 and "retired" in to_retired.stderr

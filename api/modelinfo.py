@@ -47,7 +47,11 @@ class ModelBody(BaseModel):
         description="The version to send instead, when retired; else null."
     )
     created_at: str = Field(examples=["2026-12-06T22:31:35Z"])
-    accuracy: float = Field(ge=0, le=1, description="On the held-out rows.")
+    accuracy: float | None = Field(
+        ge=0,
+        le=1,
+        description="On the held-out rows; null for a user's pipeline published without them.",
+    )
     per_label: dict[str, LabelMetrics] = Field(
         description="Held-out precision, recall and F1 per label; empty for old models."
     )
@@ -75,7 +79,7 @@ def model_body(manifest: ModelManifest, state: ServingState, default: str) -> Mo
         retired=retired,
         replacement=state.replacement(manifest.version) if retired else None,
         created_at=manifest.created_at,
-        accuracy=manifest.accuracy,
+        accuracy=manifest.accuracy if manifest.n_test else None,
         per_label={k: LabelMetrics.model_validate(v) for k, v in manifest.per_label.items()},
         confusion_matrix=ConfusionMatrix(
             labels=list(manifest.labels), counts=[list(row) for row in manifest.confusion]

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
+from classifier.cli import add_models_dir
 from classifier.errors import ServingChangeError, UnknownModelVersionError
 from classifier.registry import ModelRegistry
 from classifier.serving import ServingState
@@ -29,12 +29,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("MODELS_DIR", "models")),
-        help="defaults to $MODELS_DIR, else ./models",
-    )
+    add_models_dir(parser)
     parser.add_argument(
         "--configured-default",
         default=os.environ.get("DEFAULT_MODEL_VERSION", "spam-tfidf-lr-v1"),

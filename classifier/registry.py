@@ -141,13 +141,30 @@ class Classifier:
         if not texts:
             return []
         # One call for the whole batch: vectorizing and the matrix product amortize well.
-        rows = self._pipeline.predict_proba(list(texts)).tolist()
+        rows = probabilities(self._pipeline, list(texts)).tolist()
         return [self._to_prediction(row) for row in rows]
 
     def _to_prediction(self, row: list[float]) -> Prediction:
         probabilities = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
         label = max(self.labels, key=probabilities.__getitem__)
         return Prediction(label=label, score=probabilities[label], probabilities=probabilities)
+
+
+def probabilities(pipeline: Any, texts: list[str]) -> Any:
+    """Each text's probability per class: `predict_proba`, else a softmax over the scores of
+    `decision_function` (with two classes its one score is for classes_[1], so the softmax of
+    (0, score): the logistic sigmoid). Scores are not calibrated probabilities; the softmax
+    keeps their order and makes them sum to 1, which is what a prediction's `score` promises."""
+    if hasattr(pipeline, "predict_proba"):
+        return pipeline.predict_proba(texts)
+    import numpy as np
+
+    scores = np.asarray(pipeline.decision_function(texts), dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.stack([np.zeros_like(scores), scores], axis=1)
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    return scores / scores.sum(axis=1, keepdims=True)
 
 
 class ModelRegistry:
@@ -188,7 +205,8 @@ class ModelRegistry:
         if manifest.version != version:
             raise ModelIntegrityError(version, f"manifest names version {manifest.version!r}")
         pipeline = self._model(version, manifest)
-        if not (hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")):
+        scorer = hasattr(pipeline, "predict_proba") or hasattr(pipeline, "decision_function")
+        if not (scorer and hasattr(pipeline, "classes_")):
             raise ModelIntegrityError(version, f"{type(pipeline).__name__} is not a classifier")
         classifier = Classifier(version, pipeline)
         if classifier.labels != manifest.labels:
@@ -199,7 +217,8 @@ class ModelRegistry:
     def _model(self, version: str, manifest: ModelManifest) -> Any:
         if not manifest.compact_sha256:
             path = self._model_path(version)
-            return _deserialize(version, self._read_verified(version, path, manifest.sha256))
+            data = self._read_verified(version, path, manifest.sha256)
+            return _deserialize(version, data, manifest.trusted_types)
         path = self.models_dir / f"{version}{COMPACT_SUFFIX}"
         data = self._read_verified(version, path, manifest.compact_sha256)
         from classifier import compact
@@ -235,16 +254,17 @@ def untrusted_types(data: bytes) -> list[str]:
     return list(skops.io.get_untrusted_types(data=data))
 
 
-def refused_types(untrusted: Sequence[str]) -> list[str]:
-    """The untrusted types that our allow-list does not cover either."""
-    return sorted(set(untrusted) - TRUSTED_TYPES)
+def refused_types(untrusted: Sequence[str], trusted: Sequence[str] = ()) -> list[str]:
+    """The untrusted types that neither our allow-list nor `trusted` (the types a publisher
+    trusted, recorded in the manifest) cover."""
+    return sorted(set(untrusted) - TRUSTED_TYPES - set(trusted))
 
 
-def _deserialize(version: str, data: bytes) -> Any:
+def _deserialize(version: str, data: bytes, trusted: Sequence[str]) -> Any:
     import skops.io
 
     untrusted = untrusted_types(data)
-    refused = refused_types(untrusted)
+    refused = refused_types(untrusted, trusted)
     if refused:
         raise ModelIntegrityError(version, f"refusing untrusted types: {', '.join(refused)}")
     try:

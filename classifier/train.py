@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
 import zipfile
 from collections import Counter
@@ -29,6 +28,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from classifier import compact, heatmap
+from classifier.cli import TrainingInputError, add_target, run_publishing
 from classifier.evaluation import Evaluation, evaluate, report
 from classifier.export import export
 from classifier.files import atomic_write
@@ -51,10 +51,6 @@ MIN_ROWS = 20
 MIN_PER_CLASS = 5
 # Largest difference in any probability allowed between the compact form and the pipeline.
 COMPACT_TOLERANCE = 1e-9
-
-
-class TrainingInputError(ValueError):
-    """Input the trainer refuses; the CLI reports it and exits with code 2."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +136,7 @@ def train(
     The published model is the one evaluated, so the manifest's accuracy describes it exactly.
     """
     models_dir = Path(models_dir)
-    _check_target(version, models_dir, overwrite)
+    check_target(version, models_dir, overwrite)
     data = load_dataset(Path(data_path))
     x_train, x_test, y_train, y_test = _split(data, test_size, seed)
     pipeline = build_pipeline(seed).fit(x_train, y_train)
@@ -185,7 +181,7 @@ def evaluation_fields(version: str, scores: Evaluation) -> dict[str, Any]:
     }
 
 
-def _check_target(version: str, models_dir: Path, overwrite: bool) -> None:
+def check_target(version: str, models_dir: Path, overwrite: bool) -> None:
     if not is_valid_version(version):
         raise TrainingInputError(
             f"invalid version {version!r}: use letters, digits, '.', '_' or '-' (max 128)"
@@ -250,22 +246,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m classifier.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="label,text CSV")
     parser.add_argument("--version", default=DEFAULT_VERSION)
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("MODELS_DIR", "models")),
-        help="defaults to $MODELS_DIR, else ./models",
-    )
     parser.add_argument("--test-size", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--force", action="store_true", help="replace an existing version")
+    add_target(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    try:
-        manifest = train(
+    return run_publishing(
+        args.models_dir,
+        lambda: train(
             args.data,
             args.version,
             args.models_dir,
@@ -273,12 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             overwrite=args.force,
             out=sys.stdout,
-        )
-    except TrainingInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"published {manifest.version} to {args.models_dir} (sha256 {manifest.sha256[:12]})")
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ run, seen at once, and a job queued before the retirement still run."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from classifier.publish import publish_pipeline
 from classifier.train import train
 from tests.e2e.conftest import ServiceFactory
 from tests.e2e.harness import Service
+from tests.pipelines import UNTRUSTED_TYPE, fit_and_save, naive_bayes, unescaping_nb
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +31,12 @@ def intents_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models_dir = tmp_path_factory.mktemp("intent-models")
     train(DATA, "intents-v1", models_dir, test_size=0.3, seed=1)
     train(DATA, "intents-v2", models_dir, test_size=0.3, seed=2)
+    built = tmp_path_factory.mktemp("user-pipelines")
+    nb, nb_eval, _ = fit_and_save(naive_bayes(), built, "nb")
+    publish_pipeline(nb, "intents-nb", models_dir, [], nb_eval, out=io.StringIO())
+    # A type skops does not trust by default, trusted at publishing: consumers must load it.
+    unescaping, _, _ = fit_and_save(unescaping_nb(), built, "unescaping")
+    publish_pipeline(unescaping, "intents-html", models_dir, [UNTRUSTED_TYPE], out=io.StringIO())
     return models_dir
 
 
@@ -63,7 +72,9 @@ def test_models_are_listed_with_metrics_and_the_default(stack: Service):
     body = response.json()
     assert body["default"] == "intents-v1"
     versions = {m["version"]: m for m in body["models"]}
-    assert sorted(versions) == ["intents-v1", "intents-v2"]
+    assert sorted(versions) == ["intents-html", "intents-nb", "intents-v1", "intents-v2"]
+    assert versions["intents-nb"]["kind"] == "user-pipeline"
+    assert versions["intents-html"]["accuracy"] is None  # published without held-out rows
     one = versions["intents-v1"]
     assert (one["default"], one["retired"], one["replacement"]) == (True, False, None)
     assert not versions["intents-v2"]["default"]
@@ -129,6 +140,26 @@ def test_a_batch_item_for_a_retired_version_names_the_replacement(stack: Service
     assert results[0]["error"]["type"] == "urn:inferflow:problem:model-retired"
     assert results[0]["error"]["replacement"] == "intents-v2"
     assert results[1]["error"] is None
+
+
+@pytest.mark.parametrize("version", ["intents-nb", "intents-html"])
+def test_users_own_pipelines_are_served(stack: Service, version: str):
+    if "consumer-0" not in stack.procs:
+        stack.start_consumers(1)
+    texts = {
+        "billing": "Please refund the payment for the annual renewal",
+        "shipping": "Tracking shows no update for the gift package",
+        "technical": "Password reset does not work for the mobile app &amp; the dashboard",
+    }
+    jobs = {
+        label: job_id_of(stack.submit(text, model_version=version)) for label, text in texts.items()
+    }
+    for label, job_id in jobs.items():
+        job = stack.wait_terminal(job_id)
+        assert job["status"] == "succeeded", job
+        assert job["result"]["model_version"] == version
+        assert job["result"]["label"] == label
+        assert sum(job["result"]["probabilities"].values()) == pytest.approx(1.0)
 
 
 def test_refused_changes_exit_2(intents_dir: Path):

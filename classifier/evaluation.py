@@ -53,4 +53,7 @@ def report(evaluation: Evaluation) -> str:
             f"  {int(m['support']):7d}"
         )
     lines.append(f"accuracy {evaluation.accuracy:.4f} on {evaluation.n_test} held-out rows")
+    lines.append("confusion matrix (rows: true label, columns: predicted, same order):")
+    for label, row in zip(evaluation.per_label, evaluation.confusion, strict=True):
+        lines.append(f"{label:<{width}}  " + " ".join(f"{n:6d}" for n in row))
     return "\n".join(lines) + "\n"

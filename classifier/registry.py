@@ -191,6 +191,16 @@ class ModelRegistry:
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelIntegrityError(version, f"unreadable manifest: {exc}") from exc
 
+    def picture(self, version: str) -> bytes | None:
+        """The held-out confusion matrix's PNG, None when the model has none."""
+        name = self.manifest(version).confusion_png
+        if not name:
+            return None
+        try:
+            return (self.models_dir / name).read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(version, f"cannot read {name}: {exc}") from exc
+
     def load(self, version: str) -> Classifier:
         # Held across the load so concurrent first requests do not each deserialize the model.
         with self._lock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import Reader, ServicesDep
 from api.modelinfo import EXAMPLE_VERSION, ModelBody, ModelList, model_body
@@ -23,6 +23,15 @@ READ_MODEL: dict[int | str, dict[str, Any]] = {
     404: problem_response(
         "No model of this version is published.",
         example(404, "http-404", "Not Found", f"no model {EXAMPLE_VERSION}"),
+    ),
+    **LIST_MODELS,
+}
+READ_PICTURE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+    404: problem_response(
+        "No model of this version is published, or it has no confusion matrix (published "
+        "without held-out rows, or before pictures were drawn).",
+        example(404, "http-404", "Not Found", f"no confusion matrix for {EXAMPLE_VERSION}"),
     ),
     **LIST_MODELS,
 }
@@ -69,3 +78,23 @@ async def get_model(version: str, svc: ServicesDep, _principal: Reader) -> Model
     except UnknownModelVersionError:
         raise HTTPException(404, f"no model {version}") from None
     return model_body(manifest, svc.models.serving.current(), svc.default_model())
+
+
+@router.get(
+    "/v1/models/{version}/confusion.png",
+    response_class=Response,
+    summary="Picture a model's confusion matrix",
+    description="The held-out confusion matrix as a PNG heat map: rows are the true labels and "
+    "columns the predicted ones, in the order of the model's `labels`; white is no rows and "
+    "dark blue the largest count.",
+    response_description="The picture.",
+    responses=READ_PICTURE,
+)
+async def get_confusion_picture(version: str, svc: ServicesDep, _principal: Reader) -> Response:
+    try:
+        picture = svc.models.picture(version)
+    except UnknownModelVersionError:
+        picture = None
+    if picture is None:
+        raise HTTPException(404, f"no confusion matrix for {version}")
+    return Response(picture, media_type="image/png")

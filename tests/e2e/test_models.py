@@ -95,6 +95,16 @@ def test_one_model_is_read_and_an_unknown_one_is_404(stack: Service):
     assert missing.json()["type"] == "urn:inferflow:problem:http-404"
 
 
+def test_the_confusion_matrix_is_served_as_a_picture(stack: Service, intents_dir: Path):
+    response = stack.http.get("/v1/models/intents-v1/confusion.png")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content == (intents_dir / "intents-v1.png").read_bytes()
+    # Published without held-out rows: no matrix to draw.
+    assert stack.http.get("/v1/models/intents-html/confusion.png").status_code == 404
+    assert stack.http.get("/v1/models/intents-v9/confusion.png").status_code == 404
+
+
 def test_listing_needs_a_key_with_the_read_scope(stack: Service):
     with stack.client_of("acme", "submit") as client:
         assert client.get("/v1/models").status_code == 403

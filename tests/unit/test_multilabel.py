@@ -3,6 +3,7 @@ data set's hash and size; and manifests written before those fields existed."""
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
@@ -44,6 +45,17 @@ def test_confusion_matrix_counts_every_held_out_row(trained: tuple[ModelManifest
     assert correct / manifest.n_test == pytest.approx(manifest.accuracy)
     for i, label in enumerate(LABELS):
         assert sum(manifest.confusion[i]) == manifest.per_label[label]["support"]
+
+
+def test_the_report_shows_each_label_and_the_matrix(tmp_path: Path) -> None:
+    out = io.StringIO()
+    manifest = train(DATA, "report-v1", tmp_path, test_size=0.3, out=out)
+    lines = out.getvalue().splitlines()
+    for label, row in zip(LABELS, manifest.confusion, strict=True):
+        metrics = manifest.per_label[label]
+        assert any(line.split()[:2] == [label, f"{metrics['precision']:.3f}"] for line in lines)
+        assert [label, *map(str, row)] in [line.split() for line in lines]
+    assert lines[-1] == f"confusion matrix: {tmp_path / 'report-v1.png'}"
 
 
 def test_data_hash_and_size_are_recorded(trained: tuple[ModelManifest, Path]) -> None:

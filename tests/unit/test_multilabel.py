@@ -13,7 +13,7 @@ import pytest
 
 from classifier import heatmap
 from classifier.registry import ModelManifest, ModelRegistry, sha256_bytes
-from classifier.train import train
+from classifier.train import LARGE_CORPUS_ROWS, build_pipeline, train
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "support_intents.csv"
 VERSION = "intents-test-v1"
@@ -130,3 +130,12 @@ def test_heatmap_shades_cells_by_count() -> None:
 def test_heatmap_refuses_a_matrix_that_is_not_square() -> None:
     with pytest.raises(ValueError):
         heatmap.render([[1, 2]])
+
+
+def test_a_large_corpus_leaves_out_n_grams_of_a_single_text() -> None:
+    def min_dfs(rows: int) -> list[int]:
+        union = build_pipeline(seed=0, rows=rows).named_steps["features"]
+        return [vectorizer.min_df for _, vectorizer in union.transformer_list]
+
+    assert min_dfs(LARGE_CORPUS_ROWS - 1) == [1, 1]
+    assert min_dfs(LARGE_CORPUS_ROWS) == [2, 2]

@@ -147,7 +147,9 @@ async def accept(
     if submission.refused:
         raise QueueFullError(tenant)
     if not submission.created:
-        if submission.fingerprint != fingerprint:
+        if submission.fingerprint != fingerprint and not _under_another_default(
+            svc, body, submission.fingerprint
+        ):
             raise IdempotencyKeyReusedError(
                 "this Idempotency-Key was used with a different request body"
             )
@@ -155,6 +157,15 @@ async def accept(
     else:
         metrics.JOBS_SUBMITTED.labels(svc.tenant_label(tenant)).inc()
     return event, submission
+
+
+def _under_another_default(svc: Services, body: InferenceRequest, fingerprint: str | None) -> bool:
+    """Whether a request without model_version is the key's first one, sent when another
+    default was in force: the default changes without restart (`python -m classifier
+    default`), and a client's retry must stay a replay across the switch."""
+    if body.model_version or fingerprint is None:
+        return False
+    return any(fingerprint == request_fingerprint(body.text, v) for v in svc.models.versions())
 
 
 # ---------------------------------------------------------------- batches

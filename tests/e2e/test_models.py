@@ -113,7 +113,8 @@ def test_listing_needs_a_key_with_the_read_scope(stack: Service):
 
 
 def test_default_switch_and_retirement_without_restart(stack: Service, intents_dir: Path):
-    queued = job_id_of(stack.submit(BILLING))
+    key = {"Idempotency-Key": "before-the-switch"}
+    queued = job_id_of(stack.submit(BILLING, headers=key))
     assert stack.http.get(f"/v1/jobs/{queued}").json()["model_version"] == "intents-v1"
 
     switched = manage(intents_dir, "default", "intents-v2")
@@ -121,6 +122,10 @@ def test_default_switch_and_retirement_without_restart(stack: Service, intents_d
     assert "intents-v2 (default)" in switched.stdout
     after = job_id_of(stack.submit(BILLING))
     assert stack.http.get(f"/v1/jobs/{after}").json()["model_version"] == "intents-v2"
+    # A retry of the first request is still its replay, though the default changed since.
+    assert job_id_of(stack.submit(BILLING, headers=key)) == queued
+    reused = stack.submit("another text", headers=key)
+    assert reused.status_code == 422
 
     retired = manage(intents_dir, "retire", "intents-v1", "--replacement", "intents-v2")
     assert retired.returncode == 0, retired.stderr

@@ -5,7 +5,9 @@ run, seen at once, and a job queued before the retirement still run."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +35,32 @@ def intents_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train(DATA, "intents-v2", models_dir, test_size=0.3, seed=2)
     built = tmp_path_factory.mktemp("user-pipelines")
     nb, nb_eval, _ = fit_and_save(naive_bayes(), built, "nb")
-    publish_pipeline(nb, "intents-nb", models_dir, [], nb_eval, out=io.StringIO())
+    published = run_module(
+        "classifier.publish",
+        str(nb),
+        "--version",
+        "intents-nb",
+        "--eval",
+        str(nb_eval),
+        "--models-dir",
+        str(models_dir),
+    )
+    assert published.returncode == 0, published.stderr
     # A type skops does not trust by default, trusted at publishing: consumers must load it.
     unescaping, _, _ = fit_and_save(unescaping_nb(), built, "unescaping")
     publish_pipeline(unescaping, "intents-html", models_dir, [UNTRUSTED_TYPE], out=io.StringIO())
+    _legacy_copy(models_dir, "intents-v1", "legacy-v0")
     return models_dir
+
+
+def _legacy_copy(models_dir: Path, version: str, legacy: str) -> None:
+    """`version` as published before manifests held metrics, kind or pictures."""
+    raw = json.loads((models_dir / f"{version}.json").read_text())
+    for name in ("kind", "n_rows", "per_label", "confusion", "confusion_png", "trusted_types"):
+        del raw[name]
+    for suffix in (".skops", ".npz"):
+        shutil.copy(models_dir / f"{version}{suffix}", models_dir / f"{legacy}{suffix}")
+    (models_dir / f"{legacy}.json").write_text(json.dumps({**raw, "version": legacy}))
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +73,13 @@ def stack(make_service: ServiceFactory, intents_dir: Path) -> Service:
 
 
 def manage(models_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_module("classifier", "--models-dir", str(models_dir), *args)
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DEFAULT_MODEL_VERSION": "intents-v1"}
     return subprocess.run(
-        [sys.executable, "-m", "classifier", "--models-dir", str(models_dir), *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -72,7 +99,13 @@ def test_models_are_listed_with_metrics_and_the_default(stack: Service):
     body = response.json()
     assert body["default"] == "intents-v1"
     versions = {m["version"]: m for m in body["models"]}
-    assert sorted(versions) == ["intents-html", "intents-nb", "intents-v1", "intents-v2"]
+    assert sorted(versions) == [
+        "intents-html",
+        "intents-nb",
+        "intents-v1",
+        "intents-v2",
+        "legacy-v0",
+    ]
     assert versions["intents-nb"]["kind"] == "user-pipeline"
     assert versions["intents-html"]["accuracy"] is None  # published without held-out rows
     one = versions["intents-v1"]
@@ -83,6 +116,16 @@ def test_models_are_listed_with_metrics_and_the_default(stack: Service):
     assert one["confusion_matrix"]["labels"] == LABELS
     assert sum(map(sum, one["confusion_matrix"]["counts"])) == one["data"]["n_test"]
     assert one["data"]["rows"] == 108
+
+
+def test_a_model_published_before_metrics_reads_with_empty_ones(stack: Service):
+    body = stack.http.get("/v1/models/legacy-v0").json()
+    assert (body["kind"], body["labels"], body["per_label"]) == ("tfidf-lr", LABELS, {})
+    assert body["confusion_matrix"] == {"labels": LABELS, "counts": []}
+    assert body["data"]["rows"] == body["data"]["n_train"] + body["data"]["n_test"]
+    assert stack.http.get("/v1/models/legacy-v0/confusion.png").status_code == 404
+    job = stack.http.post("/v1/inference", json={"text": BILLING, "model_version": "legacy-v0"})
+    assert job.status_code == 202
 
 
 def test_one_model_is_read_and_an_unknown_one_is_404(stack: Service):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ from pathlib import Path
 
 from classifier.errors import ModelRetiredError, ServingChangeError, UnknownModelVersionError
 from classifier.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "_serving.json"
 LOCK_FILE = "._serving.lock"
@@ -89,8 +92,13 @@ class ServingStore:
         key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         with self._lock:
             if key != self._seen:
-                self._state = ServingState.from_json(self.path.read_text("utf-8"))
                 self._seen = key
+                try:
+                    self._state = ServingState.from_json(self.path.read_text("utf-8"))
+                except (OSError, ValueError, AttributeError, TypeError) as exc:
+                    # Only a hand edit can break it (we replace it whole): keep serving as before
+                    # rather than failing every submission.
+                    log.error("%s unreadable, keeping the previous state: %s", self.path, exc)
             return self._state
 
     def set_default(self, version: str, exists: Callable[[str], bool]) -> ServingState:

@@ -86,3 +86,12 @@ def test_the_state_file_is_not_listed_as_a_model(tmp_path) -> None:
 
     ServingStore(tmp_path).set_default("a", exists)
     assert ModelRegistry(tmp_path).versions() == ()
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"retired": 3}'])
+def test_a_broken_file_keeps_the_previous_state(tmp_path, text) -> None:
+    store = ServingStore(tmp_path)
+    store.set_default("b", exists)
+    assert store.current().default == "b"
+    (tmp_path / STATE_FILE).write_text(text)
+    assert store.current().default == "b"

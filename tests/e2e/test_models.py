@@ -220,6 +220,23 @@ def test_users_own_pipelines_are_served(stack: Service, version: str):
         assert sum(job["result"]["probabilities"].values()) == pytest.approx(1.0)
 
 
+def test_a_file_line_for_a_retired_version_names_the_replacement(stack: Service):
+    lines = [
+        {"custom_id": "old", "text": BILLING, "model_version": "intents-v1"},
+        {"custom_id": "new", "text": BILLING},
+    ]
+    body = "".join(json.dumps(line) + "\n" for line in lines)
+    headers = {"Content-Type": "application/x-ndjson"}
+    response = stack.http.post("/v1/batches", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert (answer["accepted"], answer["rejected"]) == (1, 1)
+    (bad,) = answer["bad_lines"]
+    assert (bad["line"], bad["custom_id"]) == (1, "old")
+    assert bad["error"]["type"] == "urn:inferflow:problem:model-retired"
+    assert bad["error"]["replacement"] == "intents-v2"
+
+
 def test_refused_changes_exit_2(intents_dir: Path):
     unknown = manage(intents_dir, "default", "intents-v9")
     assert unknown.returncode == 2 and "intents-v9" in unknown.stderr

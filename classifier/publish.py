@@ -119,6 +119,9 @@ def publish_pipeline(
     accuracy, n_test, n_rows, data_sha256 = 0.0, 0, 0, ""
     if eval_path is not None:
         data = load_dataset(eval_path)
+        unknown = sorted(set(data.labels) - set(labels))
+        if unknown:
+            raise TrainingInputError(f"{eval_path}: labels the pipeline does not know: {unknown}")
         scores = evaluate(labels, data.labels, [str(p) for p in pipeline.predict(data.texts)])
         out.write(report(scores))
         accuracy, n_test, data_sha256 = scores.accuracy, scores.n_test, data.sha256

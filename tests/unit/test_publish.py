@@ -52,6 +52,14 @@ def test_a_naive_bayes_pipeline_is_published_evaluated_and_served(tmp_path: Path
         assert [prediction.probabilities[label] for label in LABELS] == pytest.approx(row)
 
 
+def test_held_out_rows_with_labels_the_pipeline_lacks_are_refused(tmp_path: Path) -> None:
+    model, eval_csv, _ = fit_and_save(naive_bayes(), tmp_path, "nb")
+    eval_csv.write_text(eval_csv.read_text().replace("billing,", "refunds,"))
+    with pytest.raises(TrainingInputError, match="refunds"):
+        publish_pipeline(model, "nb", tmp_path / "models", [], eval_csv, out=io.StringIO())
+    assert not (tmp_path / "models" / "nb.json").exists()
+
+
 def test_decision_function_scores_become_a_softmax(tmp_path: Path) -> None:
     model, _, fitted = fit_and_save(hinge_sgd(), tmp_path, "sgd")
     assert not hasattr(fitted, "predict_proba")

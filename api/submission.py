@@ -122,7 +122,14 @@ async def accept(
     key reused with another request is IdempotencyKeyReusedError. `traceparent` is the
     request's header, "" when it had none; `cancel_after_ms` the job's Cancel-After."""
     version = body.model_version or svc.default_model()
-    svc.require_model(version)
+    try:
+        svc.require_model(version)
+    except ModelRetiredError:
+        # A retry of a request accepted before the retirement is its replay, not a refusal:
+        # the client may not have seen its 202. Once its key has expired, it is refused.
+        fingerprint = request_fingerprint(body.text, version)
+        if key is None or await svc.log.key_fingerprint(key, tenant) != fingerprint:
+            raise
     with spans.span(
         "inferflow.submit", traceparent, **{"inferflow.model_version": version}
     ) as current:

@@ -174,6 +174,10 @@ def test_default_switch_and_retirement_without_restart(stack: Service, intents_d
     assert retired.returncode == 0, retired.stderr
     refused = stack.submit(BILLING, model_version="intents-v1")
     assert refused.status_code == 410
+    # Sent again with the key it was accepted under, the first request is its replay.
+    replayed = stack.submit(BILLING, model_version="intents-v1", headers=key)
+    assert job_id_of(replayed) == queued
+    assert stack.submit("another text", model_version="intents-v1", headers=key).status_code == 410
     problem = refused.json()
     assert problem["type"] == "urn:inferflow:problem:model-retired"
     assert problem["replacement"] == "intents-v2"

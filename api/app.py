@@ -18,7 +18,7 @@ from api.metrics import TenantLabels
 from api.projection import ProjectionReader, connection_pool
 from api.quickread import QuickReads
 from api.ratelimits import RateLimitHeaders
-from api.routes import admin, batch, batches, cancel, events, health, inference, jobs
+from api.routes import admin, batch, batches, cancel, events, health, inference, jobs, models
 from api.settings import ApiSettings
 from api.tenants import TenantStore
 from api.timing import RequestTiming
@@ -118,7 +118,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # inside the timing: a poll it answers is counted as the route's.
     app.add_middleware(QuickReads)
     app.add_middleware(RequestTiming)
-    routers = (inference, batch, batches, cancel, jobs, events, admin, health)
+    routers = (inference, batch, batches, cancel, jobs, events, models, admin, health)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

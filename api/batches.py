@@ -96,8 +96,8 @@ class BadLineBody(BaseModel):
     custom_id: str | None = Field(description="The line's custom_id, when it had a valid one.")
     error: ItemProblem = Field(
         description="Why the line made no job: validation-error, malformed-json, "
-        "line-too-long, duplicate-custom-id, unknown-model-version, idempotency-key-reused or "
-        "queue-full."
+        "line-too-long, duplicate-custom-id, unknown-model-version, model-retired, "
+        "idempotency-key-reused or queue-full."
     )
 
 

@@ -50,10 +50,16 @@ class Services:
     def timeout_s(self) -> float:
         return self.settings.dependency_timeout_ms / 1000
 
+    def default_model(self) -> str:
+        """The version of a submission that names none: the models directory's default (it
+        changes without restart), else DEFAULT_MODEL_VERSION."""
+        return self.models.serving.current().default_version(self.settings.default_model_version)
+
     def require_model(self, version: str) -> None:
         # The registry reads manifests only, so a freshly trained model is found without restart.
         if not self.models.has(version):
             raise UnknownModelVersionError(version, self.models.versions())
+        self.models.serving.current().check_submission(version)
 
     async def close(self) -> None:
         await self.listener.stop()

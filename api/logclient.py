@@ -76,6 +76,12 @@ class LogClient:
         """The job as its JobRequested shows it, for jobs the projector has not reached yet."""
         return await self._again_once(lambda: self._accepted_job(job_id))
 
+    async def key_fingerprint(self, key: str, tenant: str) -> str | None:
+        """The request fingerprint a tenant's Idempotency-Key is bound to; None when unbound."""
+        name = self._names.idempotency(key, tenant)
+        found = await self._again_once(lambda: self._redis.hget(name, "fingerprint"))
+        return cast(str | None, found)
+
     async def _accepted_job(self, job_id: str) -> JobState | None:
         indexed = await self._redis.get(self._names.job(job_id))
         if indexed is None:

@@ -23,7 +23,7 @@ from api.errors import (
     RefusedRequestError,
     UnauthenticatedError,
 )
-from classifier.errors import UnknownModelVersionError
+from classifier.errors import ModelRetiredError, UnknownModelVersionError
 from domain.errors import InferFlowError
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,10 @@ async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
             str(exc),
             available=list(exc.known),
         )
+    if isinstance(exc, ModelRetiredError):
+        # 410: the version existed and is gone for new work; the replacement is what to send.
+        title = "Model version retired"
+        return problem(410, "model-retired", title, str(exc), replacement=exc.replacement)
     if isinstance(exc, IdempotencyKeyReusedError):
         return problem(422, "idempotency-key-reused", "Idempotency-Key reused", str(exc))
     if isinstance(exc, DependencyUnavailableError):

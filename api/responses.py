@@ -17,6 +17,7 @@ from api.schemas import (
     KEY_PATTERN,
     JobBody,
     NotReadyProblem,
+    RetiredProblem,
     UnprocessableProblem,
 )
 from api.submission import KEY_HEADER, REPLAY_HEADER
@@ -130,6 +131,18 @@ FINISHED_HEADERS = {
     },
 }
 
+MODEL_RETIRED = problem_response(
+    "The model version is retired: nothing was stored; send `replacement` instead.",
+    example(
+        410,
+        "model-retired",
+        "Model version retired",
+        "model version 'intents-v1' is retired: use 'intents-v2'",
+        replacement="intents-v2",
+    ),
+    model=RetiredProblem,
+)
+
 SUBMIT: dict[int | str, dict[str, Any]] = {
     200: {
         "model": JobBody,
@@ -156,6 +169,7 @@ SUBMIT: dict[int | str, dict[str, Any]] = {
             "The request body is larger than 65536 bytes.",
         ),
     ),
+    410: MODEL_RETIRED,
     **UNSUPPORTED_MEDIA_TYPE,
     422: problem_response(
         "JSON that is not a valid request, an unknown model version, or a reused key.",

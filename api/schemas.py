@@ -237,6 +237,12 @@ class UnprocessableProblem(ProblemDetails):
     )
 
 
+class RetiredProblem(ProblemDetails):
+    """410: a submission for a retired model version."""
+
+    replacement: str = Field(description="The version to send instead.")
+
+
 class NotReadyProblem(ProblemDetails):
     """503 from /ready: which dependency is down or behind."""
 
@@ -347,8 +353,8 @@ class ItemProblem(BaseModel):
     """Why one item was rejected: a problem detail as POST /v1/inference would answer it."""
 
     type: str = Field(
-        description="urn:inferflow:problem:<name>: validation-error, unknown-model-version or "
-        "idempotency-key-reused.",
+        description="urn:inferflow:problem:<name>: validation-error, unknown-model-version, "
+        "model-retired or idempotency-key-reused.",
         examples=["urn:inferflow:problem:validation-error"],
     )
     title: str
@@ -359,6 +365,9 @@ class ItemProblem(BaseModel):
     )
     available: list[str] = Field(
         default_factory=list, description="unknown-model-version only: the versions known."
+    )
+    replacement: str | None = Field(
+        default=None, description="model-retired only: the version to send instead."
     )
 
 

@@ -29,7 +29,7 @@ from api.errors import DependencyUnavailableError, IdempotencyKeyReusedError, Qu
 from api.guard import guarded
 from api.problems import TYPE_PREFIX
 from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
-from classifier.errors import UnknownModelVersionError
+from classifier.errors import ModelRetiredError, UnknownModelVersionError
 from domain.events import JobRequested
 from domain.ids import new_job_id, partition_of
 from domain.lanes import BULK, INTERACTIVE
@@ -121,8 +121,15 @@ async def accept(
     """Append `tenant`'s job as `job_id`, or find the job the key already named (a replay); a
     key reused with another request is IdempotencyKeyReusedError. `traceparent` is the
     request's header, "" when it had none; `cancel_after_ms` the job's Cancel-After."""
-    version = body.model_version or svc.settings.default_model_version
-    svc.require_model(version)
+    version = body.model_version or svc.default_model()
+    try:
+        svc.require_model(version)
+    except ModelRetiredError:
+        # A retry of a request accepted before the retirement is its replay, not a refusal:
+        # the client may not have seen its 202. Once its key has expired, it is refused.
+        fingerprint = request_fingerprint(body.text, version)
+        if key is None or await svc.log.key_fingerprint(key, tenant) != fingerprint:
+            raise
     with spans.span(
         "inferflow.submit", traceparent, **{"inferflow.model_version": version}
     ) as current:
@@ -147,7 +154,9 @@ async def accept(
     if submission.refused:
         raise QueueFullError(tenant)
     if not submission.created:
-        if submission.fingerprint != fingerprint:
+        if submission.fingerprint != fingerprint and not _under_another_default(
+            svc, body, submission.fingerprint
+        ):
             raise IdempotencyKeyReusedError(
                 "this Idempotency-Key was used with a different request body"
             )
@@ -157,10 +166,20 @@ async def accept(
     return event, submission
 
 
+def _under_another_default(svc: Services, body: InferenceRequest, fingerprint: str | None) -> bool:
+    """Whether a request without model_version is the key's first one, sent when another
+    default was in force: the default changes without restart (`python -m classifier
+    default`), and a client's retry must stay a replay across the switch."""
+    if body.model_version or fingerprint is None:
+        return False
+    return any(fingerprint == request_fingerprint(body.text, v) for v in svc.models.versions())
+
+
 # ---------------------------------------------------------------- batches
 
 Answer = dict[str, Any]
 Pending = list[tuple[Answer, BatchEntry]]
+ModelVersionError = UnknownModelVersionError | ModelRetiredError
 
 
 async def _elsewhere(
@@ -260,7 +279,8 @@ async def judge(
     number (a file's line numbers)."""
     answers: list[Answer] = []
     pending: Pending = []
-    version_errors: dict[str, UnknownModelVersionError | None] = {}  # one lookup per version
+    version_errors: dict[str, ModelVersionError | None] = {}  # one lookup per version
+    default_version = svc.default_model()
     occurred_at = utcnow()
     job_ids = iter(svc.log.placement.job_ids(len(items)))
     indexes = numbers if numbers is not None else range(first_index, first_index + len(items))
@@ -275,12 +295,12 @@ async def judge(
             continue
         answer = _answer(index, item.custom_id)
         answers.append(answer)
-        version = item.model_version or svc.settings.default_model_version
+        version = item.model_version or default_version
         if version not in version_errors:
             version_errors[version] = _unknown_version(svc, version)
         error = version_errors[version]
         if error is not None:
-            _reject(answer, _unknown_version_problem(error))
+            _reject(answer, _version_problem(error))
             continue
         entry = _entry(next(job_ids), item, version, occurred_at, context)
         pending.append((answer, entry))
@@ -311,10 +331,10 @@ def _entry(
     return BatchEntry(event, key, fingerprint)
 
 
-def _unknown_version(svc: Services, version: str) -> UnknownModelVersionError | None:
+def _unknown_version(svc: Services, version: str) -> ModelVersionError | None:
     try:
         svc.require_model(version)
-    except UnknownModelVersionError as exc:
+    except (UnknownModelVersionError, ModelRetiredError) as exc:
         return exc
     return None
 
@@ -404,7 +424,11 @@ def item_problem(slug: str, title: str, detail: str, **extensions: Any) -> dict[
     return {"type": TYPE_PREFIX + slug, "title": title, "detail": detail, **extensions}
 
 
-def _unknown_version_problem(exc: UnknownModelVersionError) -> dict[str, Any]:
+def _version_problem(exc: ModelVersionError) -> dict[str, Any]:
+    if isinstance(exc, ModelRetiredError):
+        return item_problem(
+            "model-retired", "Model version retired", str(exc), replacement=exc.replacement
+        )
     return item_problem(
         "unknown-model-version", "Unknown model version", str(exc), available=list(exc.known)
     )

@@ -22,3 +22,16 @@ class ModelIntegrityError(PermanentError):
         self.version = version
         self.reason = reason
         super().__init__(f"model {version!r} failed integrity check: {reason}")
+
+
+class ModelRetiredError(PermanentError):
+    """A model version retired for new submissions; `replacement` is the version to use."""
+
+    def __init__(self, version: str, replacement: str) -> None:
+        self.version = version
+        self.replacement = replacement
+        super().__init__(f"model version {version!r} is retired: use {replacement!r}")
+
+
+class ServingChangeError(PermanentError):
+    """A default or retirement that would leave submissions without a servable version."""

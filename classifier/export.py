@@ -25,13 +25,14 @@ _REQUIRED_PARAMS: dict[str, Any] = {
 
 
 def export(pipeline: Any) -> bytes:
-    """The compact model of a fitted ``Pipeline([FeatureUnion of TfidfVectorizer, LR])``."""
+    """The compact model of a fitted ``Pipeline([FeatureUnion of TfidfVectorizer, LR])``, or of
+    ``Pipeline([TfidfVectorizer, LR])``."""
     import numpy as np
 
-    union, model = _steps(pipeline)
+    vectorizers, model = _steps(pipeline)
     blocks: list[dict[str, Any]] = []
     arrays: dict[str, Any] = {}
-    for i, (_name, vectorizer) in enumerate(union.transformer_list):
+    for i, vectorizer in enumerate(vectorizers):
         spec, terms, idf = _vectorizer_parts(vectorizer)
         blocks.append({"spec": spec.to_json(), "terms": terms, "idf": idf is not None})
         if idf is not None:
@@ -50,16 +51,19 @@ def export(pipeline: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _steps(pipeline: Any) -> tuple[Any, Any]:
+def _steps(pipeline: Any) -> tuple[list[Any], Any]:
+    """The vectorizers side by side and the classifier; a lone vectorizer is a union of one."""
     steps = [step for _name, step in getattr(pipeline, "steps", [])]
-    if len(steps) != 2 or not hasattr(steps[0], "transformer_list"):
-        raise UnsupportedPipelineError("expected Pipeline([FeatureUnion, LogisticRegression])")
-    union, model = steps
-    if getattr(union, "transformer_weights", None) is not None:
+    if len(steps) != 2:
+        raise UnsupportedPipelineError("expected Pipeline([features, LogisticRegression])")
+    features, model = steps
+    if getattr(features, "transformer_weights", None) is not None:
         raise UnsupportedPipelineError("FeatureUnion transformer_weights")
     if type(model).__name__ != "LogisticRegression":
         raise UnsupportedPipelineError(f"classifier {type(model).__name__}")
-    return union, model
+    if hasattr(features, "transformer_list"):
+        return [vectorizer for _name, vectorizer in features.transformer_list], model
+    return [features], model
 
 
 def _vectorizer_parts(vectorizer: Any) -> tuple[BlockSpec, list[str], Any]:

@@ -4,6 +4,7 @@ Layout of a models directory::
 
     <version>.skops   the pipeline, written by ``skops.io.dump`` (never pickle)
     <version>.npz     its compact form (``classifier.compact``): plain arrays, no code
+    <version>.png     its held-out confusion matrix as a heat map (``classifier.heatmap``)
     <version>.json    its manifest, written last, so only complete models are listed
 
 ``load`` serves the compact form when the manifest names one, so a consumer never imports
@@ -20,15 +21,21 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classifier.errors import ModelIntegrityError, UnknownModelVersionError
+from classifier.serving import ServingStore
 
 MANIFEST_SUFFIX = ".json"
 MODEL_SUFFIX = ".skops"
 COMPACT_SUFFIX = ".npz"
+CONFUSION_SUFFIX = ".png"
+
+# What built a model: the trainer's own pipeline, or a user's, published with classifier.publish.
+KIND_TRAINED = "tfidf-lr"
+KIND_USER = "user-pipeline"
 
 # Versions become file names; anything outside this pattern could escape the models directory.
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -72,6 +79,18 @@ class ModelManifest:
     data_sha256: str
     # SHA-256 of <version>.npz; "" for models trained before the compact form existed.
     compact_sha256: str = ""
+    # The fields below came with user models; a manifest without them reads with these defaults.
+    kind: str = KIND_TRAINED
+    # Rows of the data set, training and held-out together.
+    n_rows: int = 0
+    # label -> {"precision", "recall", "f1", "support"} on the held-out rows.
+    per_label: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Held-out confusion matrix: rows true labels, columns predicted ones, both in `labels` order.
+    confusion: tuple[tuple[int, ...], ...] = ()
+    # File name of the confusion matrix's picture beside the manifest; "" when there is none.
+    confusion_png: str = ""
+    # Types the publisher was told to trust beyond TRUSTED_TYPES (classifier.publish --trust).
+    trusted_types: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -91,6 +110,15 @@ class ModelManifest:
             skops_version=str(raw["skops_version"]),
             data_sha256=str(raw["data_sha256"]),
             compact_sha256=str(raw.get("compact_sha256", "")),
+            kind=str(raw.get("kind", KIND_TRAINED)),
+            n_rows=int(raw.get("n_rows", int(raw["n_train"]) + int(raw["n_test"]))),
+            per_label={
+                str(label): {str(k): float(v) for k, v in metrics.items()}
+                for label, metrics in raw.get("per_label", {}).items()
+            },
+            confusion=tuple(tuple(int(v) for v in row) for row in raw.get("confusion", ())),
+            confusion_png=str(raw.get("confusion_png", "")),
+            trusted_types=tuple(str(t) for t in raw.get("trusted_types", ())),
         )
 
 
@@ -113,7 +141,7 @@ class Classifier:
         if not texts:
             return []
         # One call for the whole batch: vectorizing and the matrix product amortize well.
-        rows = self._pipeline.predict_proba(list(texts)).tolist()
+        rows = probabilities(self._pipeline, list(texts)).tolist()
         return [self._to_prediction(row) for row in rows]
 
     def _to_prediction(self, row: list[float]) -> Prediction:
@@ -122,11 +150,29 @@ class Classifier:
         return Prediction(label=label, score=probabilities[label], probabilities=probabilities)
 
 
+def probabilities(pipeline: Any, texts: list[str]) -> Any:
+    """Each text's probability per class: `predict_proba`, else a softmax over the scores of
+    `decision_function` (with two classes its one score is for classes_[1], so the softmax of
+    (0, score): the logistic sigmoid). Scores are not calibrated probabilities; the softmax
+    keeps their order and makes them sum to 1, which is what a prediction's `score` promises."""
+    if hasattr(pipeline, "predict_proba"):
+        return pipeline.predict_proba(texts)
+    import numpy as np
+
+    scores = np.asarray(pipeline.decision_function(texts), dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.stack([np.zeros_like(scores), scores], axis=1)
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
 class ModelRegistry:
     def __init__(self, models_dir: Path) -> None:
         self.models_dir = Path(models_dir)
         self._cache: dict[str, Classifier] = {}
         self._lock = threading.Lock()
+        self.serving = ServingStore(self.models_dir)
 
     def versions(self) -> tuple[str, ...]:
         if not self.models_dir.is_dir():
@@ -145,6 +191,16 @@ class ModelRegistry:
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelIntegrityError(version, f"unreadable manifest: {exc}") from exc
 
+    def picture(self, version: str) -> bytes | None:
+        """The held-out confusion matrix's PNG, None when the model has none."""
+        name = self.manifest(version).confusion_png
+        if not name:
+            return None
+        try:
+            return (self.models_dir / name).read_bytes()
+        except OSError as exc:
+            raise ModelIntegrityError(version, f"cannot read {name}: {exc}") from exc
+
     def load(self, version: str) -> Classifier:
         # Held across the load so concurrent first requests do not each deserialize the model.
         with self._lock:
@@ -159,7 +215,8 @@ class ModelRegistry:
         if manifest.version != version:
             raise ModelIntegrityError(version, f"manifest names version {manifest.version!r}")
         pipeline = self._model(version, manifest)
-        if not (hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")):
+        scorer = hasattr(pipeline, "predict_proba") or hasattr(pipeline, "decision_function")
+        if not (scorer and hasattr(pipeline, "classes_")):
             raise ModelIntegrityError(version, f"{type(pipeline).__name__} is not a classifier")
         classifier = Classifier(version, pipeline)
         if classifier.labels != manifest.labels:
@@ -170,7 +227,8 @@ class ModelRegistry:
     def _model(self, version: str, manifest: ModelManifest) -> Any:
         if not manifest.compact_sha256:
             path = self._model_path(version)
-            return _deserialize(version, self._read_verified(version, path, manifest.sha256))
+            data = self._read_verified(version, path, manifest.sha256)
+            return _deserialize(version, data, manifest.trusted_types)
         path = self.models_dir / f"{version}{COMPACT_SUFFIX}"
         data = self._read_verified(version, path, manifest.compact_sha256)
         from classifier import compact
@@ -206,16 +264,17 @@ def untrusted_types(data: bytes) -> list[str]:
     return list(skops.io.get_untrusted_types(data=data))
 
 
-def refused_types(untrusted: Sequence[str]) -> list[str]:
-    """The untrusted types that our allow-list does not cover either."""
-    return sorted(set(untrusted) - TRUSTED_TYPES)
+def refused_types(untrusted: Sequence[str], trusted: Sequence[str] = ()) -> list[str]:
+    """The untrusted types that neither our allow-list nor `trusted` (the types a publisher
+    trusted, recorded in the manifest) cover."""
+    return sorted(set(untrusted) - TRUSTED_TYPES - set(trusted))
 
 
-def _deserialize(version: str, data: bytes) -> Any:
+def _deserialize(version: str, data: bytes, trusted: Sequence[str]) -> Any:
     import skops.io
 
     untrusted = untrusted_types(data)
-    refused = refused_types(untrusted)
+    refused = refused_types(untrusted, trusted)
     if refused:
         raise ModelIntegrityError(version, f"refusing untrusted types: {', '.join(refused)}")
     try:

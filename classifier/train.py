@@ -11,29 +11,30 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sys
-import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import sklearn
 import skops
 import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from classifier import compact
+from classifier import compact, heatmap
+from classifier.cli import TrainingInputError, add_target, run_publishing
+from classifier.evaluation import Evaluation, evaluate, report
 from classifier.export import export
+from classifier.files import atomic_write
 from classifier.registry import (
     COMPACT_SUFFIX,
+    CONFUSION_SUFFIX,
     MANIFEST_SUFFIX,
     MODEL_SUFFIX,
     ModelManifest,
@@ -48,12 +49,10 @@ DEFAULT_VERSION = "spam-tfidf-lr-v1"
 # Below these, a held-out split says nothing and stratification itself can fail.
 MIN_ROWS = 20
 MIN_PER_CLASS = 5
+# From this many training rows on, n-grams found in a single text are left out (build_pipeline).
+LARGE_CORPUS_ROWS = 5000
 # Largest difference in any probability allowed between the compact form and the pipeline.
 COMPACT_TOLERANCE = 1e-9
-
-
-class TrainingInputError(ValueError):
-    """Input the trainer refuses; the CLI reports it and exits with code 2."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +109,23 @@ def _check_classes(labels: list[str], path: Path) -> None:
         )
 
 
-def build_pipeline(seed: int) -> Pipeline:
+def build_pipeline(seed: int, rows: int = 0) -> Pipeline:
+    """The pipeline for a training set of `rows` rows."""
+    # On a large corpus most n-grams occur in one text only: they teach the model nothing that
+    # generalizes, yet made up most of the vocabulary, the memory and the time of a 30,000-row
+    # corpus. Small corpora keep them: there, one text may be all a label has of a word.
+    min_df = 2 if rows >= LARGE_CORPUS_ROWS else 1
     features = FeatureUnion(
         [
-            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
+            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)),
             # Character n-grams catch obfuscated spelling, URLs and short codes that word
             # tokens miss; on the shipped corpus they add about 2 points of accuracy.
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=min_df
+                ),
+            ),
         ]
     )
     # Weak regularization (C=10) suits the many sparse features of a small corpus.
@@ -139,35 +148,52 @@ def train(
     The published model is the one evaluated, so the manifest's accuracy describes it exactly.
     """
     models_dir = Path(models_dir)
-    _check_target(version, models_dir, overwrite)
+    check_target(version, models_dir, overwrite)
     data = load_dataset(Path(data_path))
     x_train, x_test, y_train, y_test = _split(data, test_size, seed)
-    pipeline = build_pipeline(seed).fit(x_train, y_train)
-    predicted = pipeline.predict(x_test)
-    accuracy = float(accuracy_score(y_test, predicted))
+    pipeline = build_pipeline(seed, len(y_train)).fit(x_train, y_train)
+    labels = tuple(str(c) for c in pipeline.classes_)
+    scores = evaluate(labels, y_test, [str(p) for p in pipeline.predict(x_test)])
     if out is not None:
-        out.write(f"held-out accuracy: {accuracy:.4f} ({len(y_test)} rows)\n")
-        out.write(classification_report(y_test, predicted, digits=3))
+        out.write(report(scores))
     payload = _serialize(pipeline)
     compact_payload = _compact(pipeline, x_test)
     manifest = ModelManifest(
         version=version,
         sha256=sha256_bytes(payload),
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        accuracy=accuracy,
+        created_at=now(),
+        accuracy=scores.accuracy,
         n_train=len(y_train),
         n_test=len(y_test),
-        labels=tuple(str(c) for c in pipeline.classes_),
+        labels=labels,
         sklearn_version=sklearn.__version__,
         skops_version=skops.__version__,
         data_sha256=data.sha256,
         compact_sha256=sha256_bytes(compact_payload),
+        n_rows=len(data.labels),
+        **evaluation_fields(version, scores),
     )
-    _publish(models_dir, manifest, payload, compact_payload)
+    files = {MODEL_SUFFIX: payload, COMPACT_SUFFIX: compact_payload}
+    publish(models_dir, manifest, {**files, CONFUSION_SUFFIX: heatmap.render(scores.confusion)})
+    if out is not None:
+        out.write(f"confusion matrix: {models_dir / manifest.confusion_png}\n")
     return manifest
 
 
-def _check_target(version: str, models_dir: Path, overwrite: bool) -> None:
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def evaluation_fields(version: str, scores: Evaluation) -> dict[str, Any]:
+    """The manifest's fields that come from the held-out evaluation."""
+    return {
+        "per_label": scores.per_label,
+        "confusion": scores.confusion,
+        "confusion_png": f"{version}{CONFUSION_SUFFIX}",
+    }
+
+
+def check_target(version: str, models_dir: Path, overwrite: bool) -> None:
     if not is_valid_version(version):
         raise TrainingInputError(
             f"invalid version {version!r}: use letters, digits, '.', '_' or '-' (max 128)"
@@ -217,54 +243,32 @@ def _compact(pipeline: Pipeline, texts: list[str]) -> bytes:
     return payload
 
 
-def _publish(
-    models_dir: Path, manifest: ModelManifest, payload: bytes, compact_payload: bytes
-) -> None:
+def publish(models_dir: Path, manifest: ModelManifest, files: dict[str, bytes]) -> None:
+    """Write `files` (suffix -> bytes) as <version><suffix>, then the manifest, which lists it."""
     models_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = models_dir / f"{manifest.version}{MANIFEST_SUFFIX}"
     # Unlist first when replacing, so no reader pairs the old manifest with the new model.
     manifest_path.unlink(missing_ok=True)
-    _atomic_write(models_dir / f"{manifest.version}{MODEL_SUFFIX}", payload)
-    _atomic_write(models_dir / f"{manifest.version}{COMPACT_SUFFIX}", compact_payload)
-    _atomic_write(manifest_path, manifest.to_json().encode("utf-8"))
-
-
-def _atomic_write(target: Path, payload: bytes) -> None:
-    # Hidden ".tmp" names never match the registry's "*.json" listing.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; services may run as another user and must read the model.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    for suffix, payload in files.items():
+        atomic_write(models_dir / f"{manifest.version}{suffix}", payload)
+    atomic_write(manifest_path, manifest.to_json().encode("utf-8"))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m classifier.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="label,text CSV")
     parser.add_argument("--version", default=DEFAULT_VERSION)
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("MODELS_DIR", "models")),
-        help="defaults to $MODELS_DIR, else ./models",
-    )
     parser.add_argument("--test-size", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--force", action="store_true", help="replace an existing version")
+    add_target(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    try:
-        manifest = train(
+    return run_publishing(
+        args.models_dir,
+        lambda: train(
             args.data,
             args.version,
             args.models_dir,
@@ -272,12 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             overwrite=args.force,
             out=sys.stdout,
-        )
-    except TrainingInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"published {manifest.version} to {args.models_dir} (sha256 {manifest.sha256[:12]})")
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ def serve(settings: ConsumerSettings, client: Client) -> None:
     stop = stop_on_signals()
     spans.configure_tracing("inferflow-consumer")
     registry = ModelRegistry(settings.models_dir)
-    if registry.has(settings.default_model_version):
-        registry.load(settings.default_model_version)  # the first job should not pay for loading
+    default = registry.serving.current().default_version(settings.default_model_version)
+    if registry.has(default):
+        registry.load(default)  # the first job should not pay for loading
     # A runner (its inference thread) per partition: a timed-out prediction in one partition
     # then never cancels another's.
     runners = [

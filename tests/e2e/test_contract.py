@@ -299,9 +299,10 @@ def test_the_description_publishes_the_limits_and_why_there_is_no_409(api: Servi
     assert f"{MAX_BODY_BYTES} bytes" in spec["info"]["description"]
     assert "409" in spec["info"]["description"]
     submit = spec["paths"]["/v1/inference"]["post"]
-    # 401 without a key, 403 without the submit scope, 429 past a rate limit.
+    # 401 without a key, 403 without the submit scope, 410 for a retired model, 429 past a
+    # rate limit.
     assert set(submit["responses"]) == {
-        *("200", "202", "400", "401", "403", "413", "415", "422", "429", "500", "503")
+        *("200", "202", "400", "401", "403", "410", "413", "415", "422", "429", "500", "503")
     }
     assert "409" not in submit["responses"]
     assert set(submit["responses"]["202"]["headers"]) == {

@@ -156,9 +156,9 @@ def test_training_reaches_held_out_accuracy(trained: tuple[ModelManifest, Path])
     assert manifest.compact_sha256 == sha256_bytes((models_dir / f"{VERSION}.npz").read_bytes())
 
 
-def test_publishing_leaves_only_model_and_manifest(trained: tuple[ModelManifest, Path]) -> None:
+def test_publishing_leaves_model_manifest_and_picture(trained: tuple[ModelManifest, Path]) -> None:
     names = sorted(p.name for p in trained[1].iterdir())
-    assert names == [f"{VERSION}.json", f"{VERSION}.npz", f"{VERSION}.skops"]
+    assert names == [f"{VERSION}.json", f"{VERSION}.npz", f"{VERSION}.png", f"{VERSION}.skops"]
 
 
 def test_manifest_round_trips_through_json(trained: tuple[ModelManifest, Path]) -> None:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from api import deadlines
 from api.keys import ApiKey, Scope
 from domain.job import JobState, JobStatus
 from domain.tenants import TENANT_PATTERN
+from domain.webhooks import DEFAULT_FILTER, format_filter
 from eventlog.ratelimit import MAX_PER_S
+from runtime import webhookurls
+from runtime.errors import RefusedWebhookError
+from runtime.webhookurls import MAX_URL_CHARS
 
 MAX_TEXT_CHARS = 5000
 MAX_CUSTOM_ID_CHARS = 255
@@ -44,6 +55,45 @@ class InferenceRequest(BaseModel):
         description="Model to use; the server's default when omitted or null. Must be a "
         "version the registry knows, else 422 unknown-model-version.",
     )
+
+    webhook: str | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL to POST the job to when it starts or completes (see "
+        "`webhook_events_filter`), signed the Standard Webhooks way with the tenant's secret "
+        "(GET /v1/webhooks/secret). The body is the job as GET /v1/jobs/{id} answers it. A URL "
+        "whose host resolves to a loopback, private, link-local or metadata address is refused "
+        "(422 webhook-refused) unless the server allows private networks.",
+        examples=["https://example.com/hooks/inferflow"],
+    )
+    webhook_events_filter: list[Literal["started", "completed"]] | None = Field(
+        default=None,
+        min_length=1,
+        description="When the webhook is sent: `started` (the job began) and `completed` (it "
+        'succeeded, failed or was cancelled). `["completed"]` when omitted; only with '
+        "`webhook`.",
+    )
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_form(cls, webhook: str | None) -> str | None:
+        if webhook is not None:
+            try:
+                webhookurls.parse(webhook)
+            except RefusedWebhookError as exc:
+                raise ValueError(str(exc)) from exc
+        return webhook
+
+    @model_validator(mode="after")
+    def _filter_needs_a_webhook(self) -> Self:
+        if self.webhook_events_filter is not None and self.webhook is None:
+            raise ValueError("webhook_events_filter is given only with webhook")
+        return self
+
+    @property
+    def webhook_filter(self) -> str:
+        """The filter as the log keeps it (domain.webhooks.format_filter)."""
+        return format_filter(self.webhook_events_filter or DEFAULT_FILTER)
 
     @field_validator("text")
     @classmethod

@@ -29,13 +29,16 @@ from api.errors import DependencyUnavailableError, IdempotencyKeyReusedError, Qu
 from api.guard import guarded
 from api.problems import TYPE_PREFIX
 from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
+from api.webhooks import WEBHOOK_REFUSED, admit_webhook
 from classifier.errors import UnknownModelVersionError
 from domain.events import JobRequested
 from domain.ids import new_job_id, partition_of
 from domain.lanes import BULK, INTERACTIVE
+from domain.webhooks import COMPLETED
 from eventlog import batches
 from eventlog.submission import BatchEntry, Submission
 from runtime import spans, tracing
+from runtime.errors import RefusedWebhookError
 
 if TYPE_CHECKING:
     from api.deps import Services
@@ -72,6 +75,8 @@ def requested(
     cancel_after_ms: int | None = None,
     batch_id: str = "",
     custom_id: str | None = None,
+    webhook: str | None = None,
+    webhook_filter: str = COMPLETED,
 ) -> JobRequested:
     return JobRequested(
         job_id=job_id,
@@ -84,6 +89,8 @@ def requested(
         batch_id=batch_id,
         custom_id=custom_id or "",
         deadline=deadlines.deadline(occurred_at, cancel_after_ms),
+        webhook=webhook or "",
+        webhook_events_filter=webhook_filter,
     )
 
 
@@ -123,13 +130,24 @@ async def accept(
     request's header, "" when it had none; `cancel_after_ms` the job's Cancel-After."""
     version = body.model_version or svc.settings.default_model_version
     svc.require_model(version)
+    if body.webhook is not None:
+        await admit_webhook(svc, body.webhook)
     with spans.span(
         "inferflow.submit", traceparent, **{"inferflow.model_version": version}
     ) as current:
         # With spans on, the job's work hangs under this request's span.
         trace = current.traceparent or tracing.accept(traceparent)
         event = requested(
-            job_id, body.text, version, utcnow(), trace, tenant, INTERACTIVE, cancel_after_ms
+            job_id,
+            body.text,
+            version,
+            utcnow(),
+            trace,
+            tenant,
+            INTERACTIVE,
+            cancel_after_ms,
+            webhook=body.webhook,
+            webhook_filter=body.webhook_filter,
         )
         current.set(**{"inferflow.job_id": event.job_id})
         fingerprint = request_fingerprint(body.text, version)
@@ -261,6 +279,7 @@ async def judge(
     answers: list[Answer] = []
     pending: Pending = []
     version_errors: dict[str, UnknownModelVersionError | None] = {}  # one lookup per version
+    webhook_errors: dict[str, RefusedWebhookError | None] = {}  # one resolution per URL
     occurred_at = utcnow()
     job_ids = iter(svc.log.placement.job_ids(len(items)))
     indexes = numbers if numbers is not None else range(first_index, first_index + len(items))
@@ -282,6 +301,13 @@ async def judge(
         if error is not None:
             _reject(answer, _unknown_version_problem(error))
             continue
+        if item.webhook is not None:
+            if item.webhook not in webhook_errors:
+                webhook_errors[item.webhook] = await _refused_webhook(svc, item.webhook)
+            refused = webhook_errors[item.webhook]
+            if refused is not None:
+                _reject(answer, item_problem(*WEBHOOK_REFUSED, str(refused)))
+                continue
         entry = _entry(next(job_ids), item, version, occurred_at, context)
         pending.append((answer, entry))
     return answers, pending
@@ -302,6 +328,8 @@ def _entry(
         cancel_after_ms,
         context.batch_id,
         item.custom_id,
+        item.webhook,
+        item.webhook_filter,
     )
     key = item.idempotency_key
     if context.idempotency_key and item.custom_id is not None:
@@ -315,6 +343,14 @@ def _unknown_version(svc: Services, version: str) -> UnknownModelVersionError | 
     try:
         svc.require_model(version)
     except UnknownModelVersionError as exc:
+        return exc
+    return None
+
+
+async def _refused_webhook(svc: Services, url: str) -> RefusedWebhookError | None:
+    try:
+        await admit_webhook(svc, url)
+    except RefusedWebhookError as exc:
         return exc
     return None
 

@@ -29,6 +29,10 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     job_index_ttl_s: int = Field(default=7 * 86400, ge=60)
+    # Webhook URLs whose host resolves inside a private network (loopback, RFC 1918, link-local
+    # and the like) are refused unless this is true (runtime.webhookurls): at submit and again
+    # at delivery.
+    webhook_allow_private_networks: bool = False
 
     @field_validator("database_url")
     @classmethod

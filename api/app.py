@@ -17,7 +17,17 @@ from api.logclient import LogClient
 from api.metrics import TenantLabels
 from api.projection import ProjectionReader, connection_pool
 from api.ratelimits import RateLimitHeaders
-from api.routes import admin, batch, batches, cancel, events, health, inference, jobs
+from api.routes import (
+    admin,
+    batch,
+    batches,
+    cancel,
+    events,
+    health,
+    inference,
+    jobs,
+    webhooks,
+)
 from api.settings import ApiSettings
 from api.tenants import TenantStore
 from api.timing import RequestTiming
@@ -27,6 +37,7 @@ from eventlog.connection import cluster_mode, connect_async
 from eventlog.ratelimit import RateLimiter
 from eventlog.replication import ReplicaWait
 from eventlog.submission import Retention
+from readmodel.webhooksecrets import SecretStore
 from runtime import logs, spans
 
 
@@ -70,6 +81,7 @@ def _build_services(settings: ApiSettings) -> Services:
         tenants=TenantStore(engine, settings),
         limiter=RateLimiter(client),
         tenant_label=TenantLabels(settings.metrics_max_tenants),
+        webhook_secrets=SecretStore(engine),
     )
 
 
@@ -114,7 +126,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestTiming)
-    routers = (inference, batch, batches, cancel, jobs, events, admin, health)
+    routers = (inference, batch, batches, cancel, jobs, events, webhooks, admin, health)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

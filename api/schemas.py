@@ -611,3 +611,36 @@ class TenantLimitsBody(BaseModel):
     effective: LimitsBody = Field(
         description="The limits in force: its own, else the server's defaults; null: no limit."
     )
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+class WebhookSecretBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    "previous_secret": None,
+                    "previous_valid_until": None,
+                    "created_at": "2026-11-28T12:40:50.779284Z",
+                    "rotated_at": None,
+                }
+            ]
+        }
+    )
+
+    secret: str = Field(
+        description="The tenant's signing secret, Standard Webhooks' `whsec_` and base64 of 32 "
+        "bytes: verify `webhook-signature` with it (see the README's receiver example)."
+    )
+    previous_secret: str | None = Field(
+        description="The secret the last rotation replaced, while it is still valid: until "
+        "then, every delivery carries a signature by each."
+    )
+    previous_valid_until: datetime | None = Field(
+        description="When the previous secret stops signing deliveries."
+    )
+    created_at: datetime = Field(description="When the tenant's first secret was made.")
+    rotated_at: datetime | None = Field(description="When the secret was last rotated.")

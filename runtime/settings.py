@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.ids import MAX_PARTITIONS
 from eventlog.connection import ClusterMode
 from eventlog.names import Names
+
+
+def process_name() -> str:
+    """A name for a process of a group (a consumer, a notifier): its host's and its pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class CommonSettings(BaseSettings):

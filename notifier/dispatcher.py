@@ -1,0 +1,207 @@
+"""Sending due webhook messages: leased from each served partition's due set while this process
+has room (WEBHOOK_CONCURRENCY deliveries in flight), each sent by a task of its own, so a slow or
+silent receiver holds one slot for at most WEBHOOK_TIMEOUT_MS and never the others.
+
+An attempt's outcome (`decide`): a 2xx delivers the message; a 410 Gone abandons it (the
+receiver asks for no more); anything else (no answer, a refused address, any other status, a
+redirect, which is not followed) is retried after the schedule's next delay, or after the
+Retry-After of a 429 or 503; once the schedule is spent, the message is abandoned. Every attempt
+is a WebhookAttempted in the job's lane, and the end a WebhookDelivered or WebhookAbandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from domain.events import Event
+from domain.webhooks import WebhookAbandoned, WebhookAttempted, WebhookDelivered, next_delay_s
+from eventlog.webhooks import (
+    ABANDONED,
+    DELIVERED,
+    RETRY,
+    AsyncWebhookLog,
+    Message,
+    Outcome,
+    dead_letter_fields,
+)
+from notifier.delivery import Answer, Sender
+from notifier.settings import NotifierSettings
+from notifier.signing import Signer
+
+log = logging.getLogger(__name__)
+
+GONE = 410
+HONOURS_RETRY_AFTER = (429, 503)
+# A Retry-After is honoured up to a day: a receiver cannot park a message for ever.
+MAX_RETRY_AFTER_S = 86_400.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def decide(
+    message: Message,
+    answer: Answer,
+    at: datetime,
+    schedule_s: Sequence[float],
+    jitter: float,
+    draw: float,
+) -> Outcome:
+    """The outcome of the message's next attempt, which got `answer` at `at`."""
+    attempt = message.attempts + 1
+    common: dict[str, Any] = {
+        "job_id": message.job_id,
+        "occurred_at": at,
+        "webhook_id": message.webhook_id,
+        "trigger": message.trigger,
+        "url": message.url,
+    }
+
+    def attempted(next_at: datetime | None = None) -> WebhookAttempted:
+        return WebhookAttempted(
+            **common,
+            attempt=attempt,
+            status_code=answer.status_code,
+            error=answer.error,
+            duration_ms=round(answer.duration_ms, 3),
+            next_attempt_at=next_at,
+        )
+
+    def abandoned(reason: str) -> Outcome:
+        events: tuple[Event, ...] = (
+            attempted(),
+            WebhookAbandoned(**common, attempts=attempt, reason=reason),
+        )
+        letter = dead_letter_fields(message, reason, at)
+        return Outcome(ABANDONED, attempt, events, letter=letter)
+
+    if answer.succeeded:
+        delivered = WebhookDelivered(**common, attempt=attempt, status_code=answer.status_code)
+        return Outcome(DELIVERED, attempt, (attempted(), delivered))
+    if answer.status_code == GONE:
+        return abandoned("the receiver answered 410 Gone")
+    delay = next_delay_s(attempt, schedule_s, jitter, draw)
+    if delay is None:
+        return abandoned(f"no answer in 2xx after {attempt} attempts")
+    if answer.status_code in HONOURS_RETRY_AFTER and answer.retry_after_s is not None:
+        delay = min(answer.retry_after_s, MAX_RETRY_AFTER_S)
+    next_at = at + timedelta(seconds=delay)
+    return Outcome(RETRY, attempt, (attempted(next_at),), next_due_ms=_ms(next_at))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        webhooks: AsyncWebhookLog,
+        sender: Sender,
+        signer: Signer,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._settings = settings
+        self._webhooks = webhooks
+        self._sender = sender
+        self._signer = signer
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rng = random.Random()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, stop: threading.Event) -> None:
+        backoff_s = 0.1
+        poll_s = self._settings.webhook_poll_ms / 1000
+        try:
+            while not stop.is_set():
+                try:
+                    found = await self.dispatch_once()
+                    backoff_s = 0.1
+                except redis.RedisError as exc:
+                    log.warning("redis unavailable; retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(backoff_s)
+                    backoff_s = min(backoff_s * 2, 5.0)
+                    continue
+                if not found:
+                    await asyncio.sleep(poll_s)
+        finally:
+            await self._drain()
+
+    async def dispatch_once(self) -> int:
+        """Lease due messages of every served partition while there is room, and start their
+        deliveries; how many it started."""
+        started = 0
+        for partition in self._settings.served:
+            room = self._settings.webhook_concurrency - len(self._tasks)
+            if room <= 0:
+                # Full: the next look waits for a slot rather than spin.
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                return started
+            leased = await self._webhooks.lease(
+                partition, _ms(self._clock()), self._settings.webhook_lease_ms, room
+            )
+            for message in leased.messages:
+                task = asyncio.create_task(self.deliver(message, leased.lease_ms))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            started += len(leased.messages)
+        return started
+
+    async def deliver(self, message: Message, lease_ms: int) -> None:
+        """One attempt of `message` and its outcome, written while the lease holds. A failure
+        to sign or to write leaves the message leased: it comes due again when the lease ends."""
+        body = message.body.encode()
+        try:
+            headers = await self._signer.sign(message.tenant, message.webhook_id, body)
+            answer = await self._sender.send(message.url, body, headers)
+            outcome = decide(
+                message,
+                answer,
+                self._clock(),
+                self._settings.schedule_s,
+                self._settings.webhook_jitter,
+                self._rng.random(),
+            )
+            written = await self._webhooks.outcome(message, lease_ms, outcome)
+        except Exception:
+            log.exception(
+                "webhook attempt not recorded; it is sent again when its lease ends",
+                extra={"webhook_id": message.webhook_id, "job_id": message.job_id},
+            )
+            return
+        log.info(
+            "webhook attempt",
+            extra={
+                "webhook_id": message.webhook_id,
+                "job_id": message.job_id,
+                "attempt": outcome.attempts,
+                "status_code": answer.status_code,
+                "error": answer.error,
+                "outcome": outcome.kind,
+                "lease_lost": not written,
+            },
+        )
+
+    async def _drain(self, timeout_s: float = 5.0) -> None:
+        """On stop: let deliveries in flight finish for a moment; the rest are cancelled and
+        come due again when their leases end."""
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from eventlog.connection import Client, cluster_mode, connect, connect_async
 from eventlog.webhooks import AsyncWebhookLog, WebhookLog
+from notifier import metrics
 from notifier.delivery import Sender
 from notifier.dispatcher import Dispatcher
 from notifier.reader import PartitionReader
@@ -65,6 +66,7 @@ def serve(settings: NotifierSettings, client: Client, cluster: bool) -> None:
             failed.append(exc)
             stop.set()
 
+    metrics.serve(settings.metrics_port)
     readers = [PartitionReader(settings, client, p) for p in settings.served]
     threads = [
         threading.Thread(target=read, args=(r,), name=f"notifier-p{r.partition}") for r in readers

@@ -32,6 +32,7 @@ from eventlog.webhooks import (
     Outcome,
     dead_letter_fields,
 )
+from notifier import metrics
 from notifier.delivery import Answer, Sender
 from notifier.settings import NotifierSettings
 from notifier.signing import Signer
@@ -157,9 +158,14 @@ class Dispatcher:
             for message in leased.messages:
                 task = asyncio.create_task(self.deliver(message, leased.lease_ms))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                metrics.IN_FLIGHT.inc()
+                task.add_done_callback(self._finished)
             started += len(leased.messages)
         return started
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        metrics.IN_FLIGHT.dec()
 
     async def deliver(self, message: Message, lease_ms: int) -> None:
         """One attempt of `message` and its outcome, written while the lease holds. A failure
@@ -183,6 +189,9 @@ class Dispatcher:
                 extra={"webhook_id": message.webhook_id, "job_id": message.job_id},
             )
             return
+        metrics.ATTEMPTS.labels(outcome.kind if written else "lost").inc()
+        if written and outcome.kind == DELIVERED:
+            metrics.DELAY.observe(max(0.0, _ms(self._clock()) - message.event_ms) / 1000)
         log.info(
             "webhook attempt",
             extra={

@@ -40,6 +40,8 @@ class NotifierSettings(CommonSettings):
     claim_idle_ms: int = Field(default=5000, ge=100)
     claim_interval_ms: int = Field(default=1000, ge=10)
     max_deliveries: int = Field(default=5, ge=1)
+    # 0: /metrics not served (several notifiers on one host would need a port each).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @field_validator("webhook_schedule_s")
     @classmethod

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,6 +36,26 @@ EXAMPLE_JOB_ID = "01a2222c-2f5b-772f-b08b-c988cdc0bb63"
 KEY_PATTERN = "^[!-~]([ -~]{0,253}[!-~])?$"
 
 
+def _webhook_form(webhook: str) -> str:
+    try:
+        webhookurls.parse(webhook)
+    except RefusedWebhookError as exc:
+        raise ValueError(str(exc)) from exc
+    return webhook
+
+
+# A webhook URL of a form InferenceRequest calls (its host is checked when it is submitted).
+WebhookUrl = Annotated[str, AfterValidator(_webhook_form)]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _filter_with_webhook(model: M) -> M:
+    filtered = getattr(model, "webhook_events_filter", None) is not None
+    if filtered and getattr(model, "webhook", None) is None:
+        raise ValueError("webhook_events_filter is given only with webhook")
+    return model
+
+
 class InferenceRequest(BaseModel):
     # Unknown fields are refused rather than ignored: a typo like "model_verison" would
     # otherwise silently run the default model.
@@ -56,7 +77,7 @@ class InferenceRequest(BaseModel):
         "version the registry knows, else 422 unknown-model-version.",
     )
 
-    webhook: str | None = Field(
+    webhook: WebhookUrl | None = Field(
         default=None,
         max_length=MAX_URL_CHARS,
         description="An http(s) URL to POST the job to when it starts or completes (see "
@@ -74,21 +95,9 @@ class InferenceRequest(BaseModel):
         "`webhook`.",
     )
 
-    @field_validator("webhook")
-    @classmethod
-    def _webhook_form(cls, webhook: str | None) -> str | None:
-        if webhook is not None:
-            try:
-                webhookurls.parse(webhook)
-            except RefusedWebhookError as exc:
-                raise ValueError(str(exc)) from exc
-        return webhook
-
     @model_validator(mode="after")
     def _filter_needs_a_webhook(self) -> Self:
-        if self.webhook_events_filter is not None and self.webhook is None:
-            raise ValueError("webhook_events_filter is given only with webhook")
-        return self
+        return _filter_with_webhook(self)
 
     @property
     def webhook_filter(self) -> str:
@@ -391,6 +400,25 @@ class BatchRequest(BaseModel):
         min_length=1,
         description="The jobs, 1 to BATCH_MAX_ITEMS (default 1000) of them; more is 422.",
     )
+    webhook: WebhookUrl | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL to POST the batch to once every one of its jobs is "
+        "terminal: the batch as GET /v1/batches/{batch_id} answers it (its status and counts), "
+        "signed as a job's webhook is. Refused as a whole (422 webhook-refused) by the rules of "
+        "a job's `webhook`. Each item may name a webhook of its own besides.",
+        examples=["https://example.com/hooks/batches"],
+    )
+    webhook_events_filter: list[Literal["completed"]] | None = Field(
+        default=None,
+        min_length=1,
+        description='A batch\'s webhook is sent when it completes: `["completed"]`, the '
+        "default, is the one filter. Only with `webhook`.",
+    )
+
+    @model_validator(mode="after")
+    def _filter_needs_a_webhook(self) -> Self:
+        return _filter_with_webhook(self)
 
 
 class ItemProblem(BaseModel):

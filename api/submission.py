@@ -261,6 +261,18 @@ async def _record(svc: Services, context: BatchContext, created_at: datetime, jo
         )
 
 
+async def watch_batch(svc: Services, context: BatchContext, url: str) -> None:
+    """Have the batch's webhook sent once every job of it is terminal (the notifier watches
+    it). Unlike its count, a failure here is the request's (503): the client is told its
+    batch webhook may not come, and can send the batch again with its keys."""
+    settings = svc.settings
+    async with guarded("redis", svc.timeout_s):
+        await batches.watch(
+            svc.redis, settings.names, context.batch_id, context.tenant, url,
+            settings.job_index_ttl_s,
+        )  # fmt: skip
+
+
 # Items judged between two yields to the event loop: judging a thousand takes tens of
 # milliseconds of CPU, which a single job's request would otherwise wait behind.
 JUDGE_RUN = 100

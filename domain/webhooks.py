@@ -72,11 +72,6 @@ def message_id(job_id: str, trigger: str) -> str:
     return f"msg_{job_id}_{trigger}"
 
 
-def job_of_message(webhook_id: str) -> str:
-    """The job whose message `webhook_id` is (`message_id`'s inverse)."""
-    return webhook_id.removeprefix("msg_").rsplit("_", 1)[0]
-
-
 def next_delay_s(
     attempts: int,
     schedule: Sequence[float] = DEFAULT_SCHEDULE_S,

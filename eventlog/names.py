@@ -70,10 +70,17 @@ class Names:
         the notifier from its JobRequested until its completed message is scheduled."""
         return f"{self.tag(partition_of(job_id))}:webhook-job:{job_id}"
 
-    def webhook(self, job_id: str, webhook_id: str) -> str:
-        """Hash: one webhook message (domain.webhooks.message_id): where it goes, its body,
-        the attempts made and, once done, how it ended."""
-        return f"{self.tag(partition_of(job_id))}:webhook:{webhook_id}"
+    def webhook(self, partition: int, webhook_id: str) -> str:
+        """Hash: one webhook message (domain.webhooks.message_id) of a partition (its job's;
+        partition 0 for a batch's): where it goes, its body, the attempts made and, once done,
+        how it ended."""
+        return f"{self.tag(partition)}:webhook:{webhook_id}"
+
+    @property
+    def webhook_batches(self) -> str:
+        """Sorted set: the batches whose webhook waits for them to finish, by when the notifier
+        looks at each next (Unix ms). Their webhooks are in their records (`batch`)."""
+        return f"{self.prefix}:webhook-batches"
 
     def webhooks_due(self, partition: int) -> str:
         """Sorted set: a partition's webhook messages still to send, by when (Unix ms), a

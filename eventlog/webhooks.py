@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain.events import Event, encode
-from domain.ids import partition_of
-from domain.webhooks import job_of_message
 from eventlog import scripts
 from eventlog.connection import AsyncClient, Client
 from eventlog.entries import Entry, flat_args, range_entries
@@ -61,13 +59,17 @@ class Tracked:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One webhook message: a job's trigger, to one URL, with the body every attempt sends."""
+    """One webhook message: a job's (or a batch's) trigger, to one URL, with the body every
+    attempt sends, signed with `tenant`'s secrets. Its keys are `partition`'s, and its
+    attempts are events of the stream of the lane named `lane` there: the job's own lane; for
+    a batch, the default lane of partition 0 (with the batch's id as their job id)."""
 
     webhook_id: str
     job_id: str
     trigger: str
     url: str
     tenant: str
+    partition: int
     lane: str
     body: str
     # When the triggering event happened (Unix ms): how late a delivery is, is measured from it.
@@ -82,6 +84,7 @@ class Message:
             "trigger": self.trigger,
             "url": self.url,
             "tenant": self.tenant,
+            "partition": str(self.partition),
             "lane": self.lane,
             "body": self.body,
             "event_ms": str(self.event_ms),
@@ -97,16 +100,13 @@ class Message:
             trigger=fields["trigger"],
             url=fields["url"],
             tenant=fields["tenant"],
+            partition=int(fields["partition"]),
             lane=fields["lane"],
             body=fields["body"],
             event_ms=int(fields.get("event_ms", "0")),
             attempts=int(fields.get("attempts", "0")),
             state=fields.get("state", PENDING),
         )
-
-    @property
-    def partition(self) -> int:
-        return partition_of(self.job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +136,25 @@ def dead_letter_fields(message: Message, reason: str, at: datetime) -> dict[str,
         "reason": reason,
         "dead_at": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
+
+
+def schedule_call(
+    names: Names, message: Message, due_ms: int, last: bool, ttl_s: int
+) -> ScriptCall:
+    """The WEBHOOK_SCHEDULE call that makes `message` due at `due_ms` (`last`: its job's last
+    message, after which what was kept of the job goes)."""
+    webhook_job = (
+        names.webhook_job(message.job_id)
+        if last
+        else names.webhook(message.partition, message.webhook_id)
+    )
+    keys = [
+        names.webhook(message.partition, message.webhook_id),
+        names.webhooks_due(message.partition),
+        webhook_job,
+    ]
+    argv = [message.webhook_id, str(due_ms), "1" if last else "0", str(ttl_s)]
+    return scripts.WEBHOOK_SCHEDULE, keys, argv + flat_args(message.fields())
 
 
 class WebhookLog:
@@ -178,13 +197,7 @@ class WebhookLog:
         trip."""
         calls: list[ScriptCall] = []
         for message, last in messages:
-            keys = [
-                self._names.webhook(message.job_id, message.webhook_id),
-                self._names.webhooks_due(message.partition),
-                self._names.webhook_job(message.job_id),
-            ]
-            argv = [message.webhook_id, str(due_ms), "1" if last else "0", str(self.ttl_s)]
-            calls.append((scripts.WEBHOOK_SCHEDULE, keys, argv + flat_args(message.fields())))
+            calls.append(schedule_call(self._names, message, due_ms, last, self.ttl_s))
         if not calls:
             if before is not None:
                 self._writes.pipelined(before)
@@ -210,7 +223,7 @@ class WebhookLog:
         fresh = dataclasses.replace(message, attempts=0, state=PENDING)
         keys = [
             stream,
-            self._names.webhook(message.job_id, message.webhook_id),
+            self._names.webhook(self.partition, message.webhook_id),
             self._names.webhooks_due(self.partition),
         ]
         argv = [entry_id, message.webhook_id, str(now_ms), str(self.ttl_s)]
@@ -227,19 +240,23 @@ class AsyncWebhookLog:
         self.ttl_s = ttl_s
         self._lease = client.register_script(scripts.WEBHOOK_LEASE)
         self._outcome = client.register_script(scripts.WEBHOOK_OUTCOME)
+        self._schedule = client.register_script(scripts.WEBHOOK_SCHEDULE)
+
+    async def _leased_ids(
+        self, key: str, now_ms: int, lease_ms: int, count: int
+    ) -> tuple[int, list[str]]:
+        reply = await self._lease(keys=[key], args=[str(now_ms), str(lease_ms), str(count)])
+        return int(reply[0]), list(reply[1:])
 
     async def lease(self, partition: int, now_ms: int, lease_ms: int, count: int) -> Leased:
         """Up to `count` of the partition's due messages, leased for `lease_ms`."""
-        reply = await self._lease(
-            keys=[self._names.webhooks_due(partition)],
-            args=[str(now_ms), str(lease_ms), str(count)],
-        )
-        lease_end, ids = int(reply[0]), list(reply[1:])
+        key = self._names.webhooks_due(partition)
+        lease_end, ids = await self._leased_ids(key, now_ms, lease_ms, count)
         if not ids:
             return Leased(lease_end, [])
         pipe = self._redis.pipeline(transaction=False)
         for webhook_id in ids:
-            pipe.hgetall(self._names.webhook(job_of_message(webhook_id), webhook_id))
+            pipe.hgetall(self._names.webhook(partition, webhook_id))
         found = await pipe.execute()
         messages, gone = [], []
         for webhook_id, fields in zip(ids, found, strict=True):
@@ -251,11 +268,26 @@ class AsyncWebhookLog:
             await self._redis.zrem(self._names.webhooks_due(partition), *gone)
         return Leased(lease_end, messages)
 
+    async def watched(self, now_ms: int, again_ms: int, count: int) -> list[str]:
+        """Up to `count` batches whose webhook waits for them and whose turn it is, each
+        looked at again `again_ms` later unless it is `unwatch`ed meanwhile."""
+        key = self._names.webhook_batches
+        _lease_end, ids = await self._leased_ids(key, now_ms, again_ms, count)
+        return ids
+
+    async def unwatch(self, batch_id: str) -> None:
+        await self._redis.zrem(self._names.webhook_batches, batch_id)
+
+    async def schedule(self, message: Message, due_ms: int) -> bool:
+        """Make `message` due at `due_ms` unless it exists; whether it is new."""
+        _source, keys, argv = schedule_call(self._names, message, due_ms, False, self.ttl_s)
+        return bool(await self._schedule(keys=keys, args=argv))
+
     async def outcome(self, message: Message, lease_ms: int, outcome: Outcome) -> bool:
         """Write an attempt's outcome while the lease is held; False when it was lost."""
-        lane = Lane(message.lane, message.tenant)
+        lane = Lane.parse(message.lane)
         keys = [
-            self._names.webhook(message.job_id, message.webhook_id),
+            self._names.webhook(message.partition, message.webhook_id),
             self._names.webhooks_due(message.partition),
             self._names.lane(message.partition, lane),
             self._names.webhook_dead_letters(message.partition),

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from eventlog.connection import Client, cluster_mode, connect, connect_async
 from eventlog.webhooks import AsyncWebhookLog, WebhookLog
 from notifier import metrics
+from notifier.batches import BatchWatcher
 from notifier.delivery import Sender
 from notifier.dispatcher import Dispatcher
 from notifier.reader import PartitionReader
@@ -43,8 +44,10 @@ async def _deliver(settings: NotifierSettings, cluster: bool, stop: threading.Ev
     )
     signer = Signer(SecretStore(engine), settings.webhook_secret_cache_ms)
     webhooks = AsyncWebhookLog(client, settings.names, settings.kept_s)
+    dispatcher = Dispatcher(settings, webhooks, sender, signer)
+    watcher = BatchWatcher(settings, client, webhooks, engine)
     try:
-        await Dispatcher(settings, webhooks, sender, signer).run(stop)
+        await asyncio.gather(dispatcher.run(stop), watcher.run(stop))
     finally:
         await sender.close()
         await client.aclose()

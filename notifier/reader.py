@@ -29,6 +29,7 @@ import redis
 
 from domain.errors import InferFlowError
 from domain.events import JobRequested, JobStarted, decode, is_terminal
+from domain.ids import partition_of
 from domain.webhooks import COMPLETED, STARTED, message_id, parse_filter
 from eventlog.connection import Client
 from eventlog.entries import Entry
@@ -95,7 +96,8 @@ def message_of(entry: Entry, tracked: Tracked) -> Message | None:
         trigger=trigger,
         url=tracked.url,
         tenant=tracked.tenant,
-        lane=tracked.lane,
+        partition=partition_of(job_id),
+        lane=Lane(tracked.lane, tracked.tenant).name,
         body=body.render(state),
         event_ms=int(decode(fields).occurred_at.timestamp() * 1000),
     )

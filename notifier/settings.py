@@ -31,6 +31,8 @@ class NotifierSettings(CommonSettings):
     webhook_lease_ms: int = Field(default=60_000, ge=100)
     # How often to look for due messages when the last look found none.
     webhook_poll_ms: int = Field(default=100, ge=5, le=60_000)
+    # How often a batch that asked for a webhook is looked at until it has completed.
+    webhook_batch_poll_ms: int = Field(default=1000, ge=10, le=600_000)
     # How long a tenant's secrets are trusted once read: a rotation signs within this time.
     webhook_secret_cache_ms: int = Field(default=5_000, ge=0, le=600_000)
     # The log's reading (eventlog.group), as the consumers'.

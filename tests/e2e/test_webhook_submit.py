@@ -117,3 +117,12 @@ def test_private_networks_are_accepted_where_the_setting_allows_them(
     assert service.submit("hi", webhook="http://127.0.0.1:9/hook").status_code == 202
     refused = service.submit("hi", webhook="http://169.254.169.254/")
     assert problem_of(refused, 422, "webhook-refused")
+
+
+def test_a_batch_webhook_that_is_refused_refuses_the_whole_batch(api: Service):
+    body = {"items": [{"text": "one"}], "webhook": "http://10.0.0.1/hook"}
+    problem_of(api.http.post("/v1/inference/batch", json=body), 422, "webhook-refused")
+    body = {"items": [{"text": "one"}], "webhook_events_filter": ["completed"]}
+    problem_of(api.http.post("/v1/inference/batch", json=body), 422, "validation-error")
+    body = {"items": [{"text": "one"}], "webhook": PUBLIC, "webhook_events_filter": ["started"]}
+    problem_of(api.http.post("/v1/inference/batch", json=body), 422, "validation-error")

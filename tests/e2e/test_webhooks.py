@@ -269,3 +269,24 @@ def test_a_url_refused_at_delivery_is_never_called(
     assert all(e["payload"]["status_code"] == 0 for e in attempts)
     assert all("refused" in e["payload"]["error"] for e in attempts)
     assert receiver.at(where) == []
+
+
+def test_a_batch_is_sent_once_complete_as_get_answers_it_and_its_items_each(
+    service: Service, receiver: Receiver
+):
+    whole, each = path("ok"), path("ok")
+    items = [{"text": f"item {i}", "webhook": receiver.url(each)} for i in range(3)]
+    items.append({"text": "no webhook of its own"})
+    response = service.http.post(
+        "/v1/inference/batch", json={"items": items, "webhook": receiver.url(whole)}
+    )
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["batch_id"]
+    (request,) = receiver.wait_for(whole, 1)
+    assert request.webhook_id == f"msg_{batch_id}_completed"
+    assert verified(request, secret_of(service))
+    assert request.json["status"] == "completed" and request.json["counts"]["succeeded"] == 4
+    assert request.json == service.http.get(f"/v1/batches/{batch_id}").json()
+    assert len(receiver.wait_for(each, 3)) == 3
+    time.sleep(1.5)  # looked at again: nothing more is sent
+    assert len(receiver.at(whole)) == 1

@@ -17,7 +17,8 @@ from eventlog.webhooks import ABANDONED, RETRY, AsyncWebhookLog, Message, Outcom
 def message(job_id: str) -> Message:
     return Message(
         webhook_id=message_id(job_id, COMPLETED), job_id=job_id, trigger=COMPLETED,
-        url="https://example.com/h", tenant=DEFAULT_LANE.tenant, lane=DEFAULT_LANE.kind,
+        url="https://example.com/h", tenant=DEFAULT_LANE.tenant, partition=0,
+        lane=DEFAULT_LANE.name,
         body='{"job_id":"x"}', event_ms=1,
     )  # fmt: skip
 
@@ -81,5 +82,5 @@ def test_messages_are_leased_once_and_only_the_holder_writes(
     assert blocking.redrive(entry_id, now_ms=20_000) is False
     assert blocking.letters() == []
     assert redis_client.zscore(names.webhooks_due(0), m.webhook_id) == 20_000
-    fields = redis_client.hgetall(names.webhook(job_id, m.webhook_id))
+    fields = redis_client.hgetall(names.webhook(0, m.webhook_id))
     assert (fields["attempts"], fields["state"]) == ("0", "pending")

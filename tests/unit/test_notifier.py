@@ -37,7 +37,8 @@ SCHEDULE = (5.0, 300.0)
 def message(attempts: int = 0) -> Message:
     return Message(
         webhook_id=message_id(JOB, COMPLETED), job_id=JOB, trigger=COMPLETED,
-        url="https://example.com/h", tenant="acme", lane="interactive", body="{}",
+        url="https://example.com/h", tenant="acme", partition=0, lane="interactive:acme",
+        body="{}",
         event_ms=0, attempts=attempts,
     )  # fmt: skip
 

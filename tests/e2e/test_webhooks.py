@@ -65,8 +65,12 @@ def timeline_types(service: Service, job_id: str, until: str, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     types: list[str] = []
     while time.monotonic() < deadline:
-        events = service.http.get(f"/v1/jobs/{job_id}/events").json()["events"]
-        types = [event["type"] for event in events]
+        response = service.http.get(f"/v1/jobs/{job_id}/events")
+        if response.status_code == 503:  # a dependency restarting (Redis, in a test below)
+            time.sleep(0.1)
+            continue
+        assert response.status_code == 200, response.text
+        types = [event["type"] for event in response.json()["events"]]
         if until in types:
             return types
         time.sleep(0.1)
@@ -290,3 +294,25 @@ def test_a_batch_is_sent_once_complete_as_get_answers_it_and_its_items_each(
     assert len(receiver.wait_for(each, 3)) == 3
     time.sleep(1.5)  # looked at again: nothing more is sent
     assert len(receiver.at(whole)) == 1
+
+
+def test_a_scheduled_retry_survives_a_restart_of_the_notifier_and_of_redis(
+    make_service: ServiceFactory, receiver: Receiver, tmp_path
+):
+    from devstack.servers import embedded_redis
+
+    with embedded_redis(tmp_path) as server:
+        running = make_service(redis_url=server.url, **NOTIFIER_ENV)
+        running.start_all(consumers=1, notifiers=1)
+        where = path("busy/6")  # the retry is due 6 s after the first attempt
+        job_id = submit(running, receiver.url(where))
+        (first,) = receiver.wait_for(where, 1)
+        timeline_types(running, job_id, "WebhookAttempted")  # the retry is in Redis
+        running.kill("notifier")
+        server.restart()  # Redis stops (its append-only file kept) and starts again
+        running.start("notifier", NOTIFIER_NAME="notifier-after")
+        _, second = receiver.wait_for(where, 2, timeout_s=30)
+        assert second.webhook_id == first.webhook_id == f"msg_{job_id}_completed"
+        assert second.at - first.at >= 5.5
+        assert "WebhookDelivered" in timeline_types(running, job_id, "WebhookDelivered")
+        running.stop_all()

@@ -178,10 +178,15 @@ class WebhookLog:
         round trip."""
         found: list[ScriptCall] = []
         for kind, (entry_id, fields), lane, webhook in calls:
-            argv = [kind, entry_id, json.dumps(fields, separators=(",", ":"))]
+            job_id = fields["job_id"]
+            argv = [kind, entry_id, json.dumps(fields, separators=(",", ":")), str(self.ttl_s)]
             if webhook is not None:
-                argv += [*webhook, lane.tenant, lane.kind, str(self.ttl_s)]
-            keys = [self._names.webhook_job(fields["job_id"])]
+                argv += [*webhook, lane.tenant, lane.kind]
+            keys = [
+                self._names.webhook_job(job_id),
+                self._names.lane(self.partition, lane),
+                self._names.job(job_id),
+            ]
             found.append((scripts.WEBHOOK_TRACK, keys, argv))
         replies = self._writes.scripts(found) if found else []
         return [

@@ -1,11 +1,15 @@
 """One HTTP attempt of a webhook message: the URL checked again (runtime.webhookurls: what its
 name resolves to may have changed since submit), then a POST to the address that passed, with
-the name kept for the Host header and TLS, no redirects followed, a deadline on the whole
-exchange, and at most WEBHOOK_MAX_RESPONSE_BYTES of the answer read."""
+the name kept for the Host header and TLS (SNI and the certificate's check), no redirects
+followed, a deadline on the whole exchange, and at most WEBHOOK_MAX_RESPONSE_BYTES of the
+answer read.
+
+aiohttp sends them: its connection pool keeps a queue per host, so thousands of deliveries a
+second to one receiver cost little, and a receiver that holds its connections holds no other
+receiver's."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -13,7 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from runtime import webhookurls
 from runtime.errors import RefusedWebhookError
@@ -62,21 +66,23 @@ def pinned(target: webhookurls.Target) -> tuple[str, str]:
 
 
 class Sender:
+    """Made in the event loop it sends from (aiohttp's session belongs to one loop)."""
+
     def __init__(
         self, timeout_s: float, max_response_bytes: int, allow_private: bool, connections: int
     ) -> None:
         self._timeout_s = timeout_s
         self._max_response_bytes = max_response_bytes
         self._allow_private = allow_private
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=timeout_s,
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, use_dns_cache=False),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            auto_decompress=False,
             trust_env=False,  # no proxy from the environment between us and the receiver
-            limits=httpx.Limits(max_connections=connections),
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         began = time.perf_counter()
@@ -91,33 +97,29 @@ class Sender:
         address_url, host = pinned(target)
         sent = {
             **headers,
-            "host": host,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
+            "Host": host,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
         }
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         try:
-            async with asyncio.timeout(self._timeout_s):
-                request = self._client.build_request(
-                    "POST", address_url, content=body, headers=sent, extensions=extensions
-                )
-                response = await self._client.send(request, stream=True)
-                try:
-                    await self._drain(response)
-                finally:
-                    await response.aclose()
+            async with self._session.post(
+                address_url,
+                data=body,
+                headers=sent,
+                allow_redirects=False,
+                server_hostname=target.host if target.scheme == "https" else None,
+            ) as response:
+                await self._drain(response)
+                status, retry_after = response.status, response.headers.get("Retry-After")
         except TimeoutError:
             return Answer(0, f"no answer within {self._timeout_s:g} s", took())
-        except httpx.HTTPError as exc:
-            return Answer(0, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                          took())  # fmt: skip
-        wait = retry_after_s(response.headers.get("retry-after"), datetime.now(UTC))
-        return Answer(response.status_code, "", took(), wait)
+        except aiohttp.ClientError as exc:
+            return Answer(0, f"{type(exc).__name__}: {exc}".rstrip(": "), took())
+        wait = retry_after_s(retry_after, datetime.now(UTC))
+        return Answer(status, "", took(), wait)
 
-    async def _drain(self, response: httpx.Response) -> None:
-        """Read at most the bound of the answer; the rest goes with the connection."""
-        read = 0
-        async for chunk in response.aiter_raw():
-            read += len(chunk)
-            if read >= self._max_response_bytes:
-                return
+    async def _drain(self, response: aiohttp.ClientResponse) -> None:
+        """Read at most the bound of the answer; past it the connection is dropped."""
+        read = await response.content.read(self._max_response_bytes)
+        if len(read) >= self._max_response_bytes and not response.content.at_eof():
+            response.close()

@@ -144,14 +144,14 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Lease due messages of every served partition while there is room, and start their
-        deliveries; how many it started."""
+        deliveries; how many it started (at least 1 when it was full: look again at once)."""
         started = 0
         for partition in self._settings.served:
             room = self._settings.webhook_concurrency - len(self._tasks)
             if room <= 0:
                 # Full: the next look waits for a slot rather than spin.
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-                return started
+                return max(started, 1)
             leased = await self._webhooks.lease(
                 partition, _ms(self._clock()), self._settings.webhook_lease_ms, room
             )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from domain.events import Event
 from domain.webhooks import WebhookAbandoned, WebhookAttempted, WebhookDelivered, next_delay_s
@@ -43,6 +44,8 @@ GONE = 410
 HONOURS_RETRY_AFTER = (429, 503)
 # A Retry-After is honoured up to a day: a receiver cannot park a message for ever.
 MAX_RETRY_AFTER_S = 86_400.0
+# Writes of an attempt's outcome before it is left to the lease's end.
+RECORD_ATTEMPTS = 4
 
 
 def _now() -> datetime:
@@ -182,7 +185,7 @@ class Dispatcher:
                 self._settings.webhook_jitter,
                 self._rng.random(),
             )
-            written = await self._webhooks.outcome(message, lease_ms, outcome)
+            written = await self._record(message, lease_ms, outcome)
         except Exception:
             log.exception(
                 "webhook attempt not recorded; it is sent again when its lease ends",
@@ -204,6 +207,20 @@ class Dispatcher:
                 "lease_lost": not written,
             },
         )
+
+    async def _record(self, message: Message, lease_ms: int, outcome: Outcome) -> bool:
+        """Write the attempt's outcome, tried again on a Redis error for a moment: the receiver
+        has had the message, and an outcome not written sends it once more when the lease
+        ends."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(redis.RedisError),
+            stop=stop_after_attempt(RECORD_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._webhooks.outcome(message, lease_ms, outcome)
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def _drain(self, timeout_s: float = 5.0) -> None:
         """On stop: let deliveries in flight finish for a moment; the rest are cancelled and

@@ -2,6 +2,10 @@
 has room (WEBHOOK_CONCURRENCY deliveries in flight), each sent by a task of its own, so a slow or
 silent receiver holds one slot for at most WEBHOOK_TIMEOUT_MS and never the others.
 
+At most WEBHOOK_CONCURRENCY_PER_HOST of them go to one receiver: a message leased beyond that
+is given back (due a poll later, no attempt made), so even a receiver with thousands of
+messages due, all timing out, leaves the other slots to the other receivers.
+
 An attempt's outcome (`decide`): a 2xx delivers the message; a 410 Gone abandons it (the
 receiver asks for no more); anything else (no answer, a refused address, any other status, a
 redirect, which is not followed) is retried after the schedule's next delay, or after the
@@ -15,9 +19,11 @@ import asyncio
 import logging
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -120,7 +126,9 @@ class Dispatcher:
         self._sender = sender
         self._signer = signer
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Deliveries in flight, each with its receiver's host (and port), and how many per host.
+        self._tasks: dict[asyncio.Task[None], str] = {}
+        self._per_host: Counter[str] = Counter()
         self._rng = random.Random()
 
     @property
@@ -153,21 +161,45 @@ class Dispatcher:
             room = self._settings.webhook_concurrency - len(self._tasks)
             if room <= 0:
                 # Full: the next look waits for a slot rather than spin.
-                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
                 return max(started, 1)
+            now_ms = _ms(self._clock())
             leased = await self._webhooks.lease(
-                partition, _ms(self._clock()), self._settings.webhook_lease_ms, room
+                partition, now_ms, self._settings.webhook_lease_ms, room
             )
+            deferred = []
             for message in leased.messages:
+                host = urlsplit(message.url).netloc
+                if self._per_host[host] >= self._settings.webhook_concurrency_per_host:
+                    deferred.append(message)
+                    continue
+                self._per_host[host] += 1
                 task = asyncio.create_task(self.deliver(message, leased.lease_ms))
-                self._tasks.add(task)
+                self._tasks[task] = host
                 metrics.IN_FLIGHT.inc()
                 task.add_done_callback(self._finished)
-            started += len(leased.messages)
+                started += 1
+            await self._defer(deferred, leased.lease_ms, now_ms)
         return started
 
+    async def _defer(self, messages: Sequence[Message], lease_ms: int, now_ms: int) -> None:
+        """Give back messages whose receiver has as many deliveries in flight as it may: due
+        again a poll later, no attempt made, so one receiver's backlog never fills every slot."""
+        if not messages:
+            return
+        due_ms = now_ms + self._settings.webhook_poll_ms
+        await asyncio.gather(
+            *(
+                self._webhooks.outcome(m, lease_ms, Outcome(RETRY, m.attempts, (), due_ms))
+                for m in messages
+            )
+        )
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        host = self._tasks.pop(task)
+        self._per_host[host] -= 1
+        if not self._per_host[host]:
+            del self._per_host[host]
         metrics.IN_FLIGHT.dec()
 
     async def deliver(self, message: Message, lease_ms: int) -> None:
@@ -227,7 +259,7 @@ class Dispatcher:
         come due again when their leases end."""
         if not self._tasks:
             return
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        _done, pending = await asyncio.wait(list(self._tasks), timeout=timeout_s)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

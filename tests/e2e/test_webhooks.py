@@ -32,6 +32,7 @@ NOTIFIER_ENV = {
     "WEBHOOK_POLL_MS": "20",
     "WEBHOOK_SECRET_CACHE_MS": "0",
     "WEBHOOK_CONCURRENCY": "16",
+    "WEBHOOK_CONCURRENCY_PER_HOST": "4",
 }
 
 
@@ -191,18 +192,24 @@ def test_a_redirect_is_not_followed(service: Service, receiver: Receiver):
 def test_a_receiver_that_never_answers_does_not_hold_up_the_others(
     service: Service, receiver: Receiver
 ):
-    silent = path("silent")
-    for _ in range(4):
-        submit(service, receiver.url(silent))
-    hanging = receiver.wait_for(silent, 4)
-    began = max(r.at for r in hanging)
-    where = path("ok")
-    for _ in range(4):
-        submit(service, receiver.url(where))
-    served = receiver.wait_for(where, 4, timeout_s=10)
-    # All served while every silent request still hangs (their timeout is 5 s).
-    assert max(r.at for r in served) - began < 4.5
-    assert len(receiver.at(silent)) == 4
+    silent_receiver = Receiver()  # another host (port): its own share of the slots
+    try:
+        silent = path("silent")
+        # More messages to it than the notifier has slots (16) in all.
+        for _ in range(20):
+            submit(service, silent_receiver.url(silent))
+        hanging = silent_receiver.wait_for(silent, 4)
+        began = max(r.at for r in hanging)
+        where = path("ok")
+        for _ in range(4):
+            submit(service, receiver.url(where))
+        served = receiver.wait_for(where, 4, timeout_s=10)
+        # All served while the silent receiver's requests still hang (their timeout is 5 s),
+        # and it never had more than its share (4) in flight.
+        assert max(r.at for r in served) - began < 4.5
+        assert len(silent_receiver.at(silent)) == 4
+    finally:
+        silent_receiver.close()
 
 
 def test_during_a_rotation_both_secrets_sign(service: Service, receiver: Receiver):

@@ -129,6 +129,7 @@ class Dispatcher:
         # Deliveries in flight, each with its receiver's host (and port), and how many per host.
         self._tasks: dict[asyncio.Task[None], str] = {}
         self._per_host: Counter[str] = Counter()
+        self._lease_size = settings.webhook_concurrency
         self._rng = random.Random()
 
     @property
@@ -156,7 +157,7 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Lease due messages of every served partition while there is room, and start their
         deliveries; how many it started (at least 1 when it was full: look again at once)."""
-        started = 0
+        started, gave_back = 0, 0
         for partition in self._settings.served:
             room = self._settings.webhook_concurrency - len(self._tasks)
             if room <= 0:
@@ -165,7 +166,7 @@ class Dispatcher:
                 return max(started, 1)
             now_ms = _ms(self._clock())
             leased = await self._webhooks.lease(
-                partition, now_ms, self._settings.webhook_lease_ms, room
+                partition, now_ms, self._settings.webhook_lease_ms, min(room, self._lease_size)
             )
             deferred = []
             for message in leased.messages:
@@ -180,7 +181,27 @@ class Dispatcher:
                 task.add_done_callback(self._finished)
                 started += 1
             await self._defer(deferred, leased.lease_ms, now_ms)
+            gave_back += len(deferred)
+            self._adapt(len(leased.messages) - len(deferred), len(deferred))
+        if gave_back:
+            # Receivers at their share: look again once a delivery ends (or a poll passes).
+            if self._tasks:
+                await asyncio.wait(
+                    list(self._tasks),
+                    timeout=self._settings.webhook_poll_ms / 1000,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            return max(started, 1)
         return started
+
+    def _adapt(self, started: int, deferred: int) -> None:
+        """How many messages the next lease takes: as many as could start when some had to be
+        given back (leasing more would only give more back), else twice as many, up to the
+        concurrency (a backlog of other receivers' messages is taken up quickly)."""
+        if deferred:
+            self._lease_size = max(1, started)
+        else:
+            self._lease_size = min(self._settings.webhook_concurrency, 2 * self._lease_size)
 
     async def _defer(self, messages: Sequence[Message], lease_ms: int, now_ms: int) -> None:
         """Give back messages whose receiver has as many deliveries in flight as it may: due

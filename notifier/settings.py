@@ -23,10 +23,10 @@ class NotifierSettings(CommonSettings):
     webhook_jitter: float = Field(default=DEFAULT_JITTER, ge=0.0, lt=1.0)
     # Deliveries in flight at once in this process: a slow receiver holds one each, never the
     # others.
-    webhook_concurrency: int = Field(default=64, ge=1, le=10_000)
+    webhook_concurrency: int = Field(default=128, ge=1, le=10_000)
     # Of those, most to one receiver (host and port): a receiver that is slow, silent or
     # backlogged holds this many slots at most, never all of them.
-    webhook_concurrency_per_host: int = Field(default=16, ge=1, le=10_000)
+    webhook_concurrency_per_host: int = Field(default=32, ge=1, le=10_000)
     # Most of a receiver's answer that is read (the rest is dropped with the connection).
     webhook_max_response_bytes: int = Field(default=65_536, ge=0, le=10 * 1024 * 1024)
     # How long a leased message is this notifier's alone; past it, another notifier sends it

@@ -21,6 +21,7 @@ COPY classifier classifier
 COPY api api
 COPY consumer consumer
 COPY projector projector
+COPY notifier notifier
 RUN pip install --no-cache-dir --disable-pip-version-check -c constraints.txt '.[otel]' \
  && python -m classifier.train --models-dir /srv/models
 

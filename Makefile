@@ -43,7 +43,7 @@ test-containers: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy domain eventlog readmodel runtime api consumer projector classifier devstack bench
+	$(PY) -m mypy domain eventlog readmodel runtime api consumer projector notifier classifier devstack bench
 	$(VENV)/bin/lint-imports --no-cache
 
 train: install

@@ -18,7 +18,18 @@ from api.metrics import TenantLabels
 from api.projection import ProjectionReader, connection_pool
 from api.quickread import QuickReads
 from api.ratelimits import RateLimitHeaders
-from api.routes import admin, batch, batches, cancel, events, health, inference, jobs, models
+from api.routes import (
+    admin,
+    batch,
+    batches,
+    cancel,
+    events,
+    health,
+    inference,
+    jobs,
+    models,
+    webhooks,
+)
 from api.settings import ApiSettings
 from api.tenants import TenantStore
 from api.timing import RequestTiming
@@ -28,6 +39,7 @@ from eventlog.connection import cluster_mode, connect_async
 from eventlog.ratelimit import RateLimiter
 from eventlog.replication import ReplicaWait
 from eventlog.submission import Retention
+from readmodel.webhooksecrets import SecretStore
 from runtime import logs, spans
 
 
@@ -71,6 +83,7 @@ def _build_services(settings: ApiSettings) -> Services:
         tenants=TenantStore(engine, settings),
         limiter=RateLimiter(client),
         tenant_label=TenantLabels(settings.metrics_max_tenants),
+        webhook_secrets=SecretStore(engine),
     )
 
 
@@ -118,7 +131,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # inside the timing: a poll it answers is counted as the route's.
     app.add_middleware(QuickReads)
     app.add_middleware(RequestTiming)
-    routers = (inference, batch, batches, cancel, jobs, events, models, admin, health)
+    routers = (inference, batch, batches, cancel, jobs, events, webhooks, models, admin, health)
     for router in (module.router for module in routers):
         app.include_router(router)
     return app

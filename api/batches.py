@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -38,7 +38,6 @@ from api.schemas import (
     JobResultBody,
 )
 from domain.ids import is_job_id
-from domain.job import JobStatus
 from eventlog import batches as records
 from eventlog.batches import BatchRecord
 from readmodel import batches as sql
@@ -264,27 +263,15 @@ def summary(
     batch_id: str, record: BatchRecord | None, projected: Projected, cancel_requested: bool
 ) -> BatchBody | None:
     """The batch as its record and its projected jobs show it; None when neither knows it."""
-    if record is None and not projected.total:
+    found = sql.summarize(record, projected, cancel_requested)
+    if found is None:
         return None
-    total = max(record.jobs if record else 0, projected.total)
-    counts = {status.value: n for status, n in projected.counts.items()}
-    counts[JobStatus.QUEUED.value] += total - projected.total  # accepted, not projected yet
-    terminal = sum(projected.counts[s] for s in JobStatus if s.is_terminal)
-    finished = terminal == total
-    cancelled = cancel_requested or projected.batch_cancelled > 0
-    status: BatchStatus
-    if finished:
-        status = "cancelled" if cancelled else "completed"
-    else:
-        status = "cancelling" if cancelled else "in_progress"
-    created_at = record.created_at if record else projected.created_at
-    assert created_at is not None  # a projected job always has one
     return BatchBody(
         batch_id=batch_id,
-        status=status,
-        counts=BatchCounts(total=total, **counts),
-        created_at=created_at,
-        finished_at=projected.finished_at if finished else None,
+        status=cast(BatchStatus, found.status),
+        counts=BatchCounts(**found.counts),
+        created_at=found.created_at,
+        finished_at=found.finished_at,
     )
 
 

@@ -28,6 +28,7 @@ from classifier.errors import UnknownModelVersionError
 from classifier.registry import ModelRegistry
 from eventlog.connection import AsyncClient
 from eventlog.ratelimit import Bucket, RateLimiter
+from readmodel.webhooksecrets import SecretStore
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Services:
     tenants: TenantStore
     limiter: RateLimiter
     tenant_label: TenantLabels
+    webhook_secrets: SecretStore
 
     @property
     def timeout_s(self) -> float:
@@ -170,6 +172,8 @@ def require(scope: Scope, charged: bool = True) -> Any:
 
 
 Submitter = Annotated[Principal, require(Scope.SUBMIT, charged=False)]
+# A route of the submit scope that submits nothing (the webhook secret): charged as any request.
+SubmitterCharged = Annotated[Principal, require(Scope.SUBMIT)]
 Reader = Annotated[Principal, require(Scope.READ)]
 Canceller = Annotated[Principal, require(Scope.CANCEL)]
 Admin = Annotated[Principal, require(Scope.ADMIN)]

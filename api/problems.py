@@ -23,8 +23,10 @@ from api.errors import (
     RefusedRequestError,
     UnauthenticatedError,
 )
+from api.webhooks import WEBHOOK_REFUSED
 from classifier.errors import ModelRetiredError, UnknownModelVersionError
 from domain.errors import InferFlowError
+from runtime.errors import RefusedWebhookError
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,8 @@ async def _on_domain(_request: Request, exc: Exception) -> JSONResponse:
             str(exc),
             available=list(exc.known),
         )
+    if isinstance(exc, RefusedWebhookError):
+        return problem(422, *WEBHOOK_REFUSED, str(exc))
     if isinstance(exc, ModelRetiredError):
         # 410: the version existed and is gone for new work; the replacement is what to send.
         title = "Model version retired"

@@ -490,3 +490,12 @@ CANCEL_BATCH: dict[int | str, dict[str, Any]] = {
     **SERVER_ERROR,
     **guarded_by("cancel"),
 }
+
+
+# ---------------------------------------------------------------- webhooks
+
+WEBHOOK_SECRET: dict[int | str, dict[str, Any]] = {
+    **guarded_by("submit"),
+    503: _postgres_unavailable("PostgreSQL did not answer."),
+    **SERVER_ERROR,
+}

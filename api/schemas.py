@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from api import deadlines
 from api.keys import ApiKey, Scope
 from domain.job import JobState, JobStatus
 from domain.tenants import TENANT_PATTERN
+from domain.webhooks import DEFAULT_FILTER, format_filter
 from eventlog.ratelimit import MAX_PER_S
+from runtime import webhookurls
+from runtime.errors import RefusedWebhookError
+from runtime.webhookurls import MAX_URL_CHARS
 
 MAX_TEXT_CHARS = 5000
 MAX_CUSTOM_ID_CHARS = 255
@@ -22,6 +34,26 @@ EXAMPLE_JOB_ID = "01a2222c-2f5b-772f-b08b-c988cdc0bb63"
 # An Idempotency-Key: printable ASCII; HTTP strips surrounding spaces, so a key can neither
 # start nor end with one.
 KEY_PATTERN = "^[!-~]([ -~]{0,253}[!-~])?$"
+
+
+def _webhook_form(webhook: str) -> str:
+    try:
+        webhookurls.parse(webhook)
+    except RefusedWebhookError as exc:
+        raise ValueError(str(exc)) from exc
+    return webhook
+
+
+# A webhook URL of a form InferenceRequest calls (its host is checked when it is submitted).
+WebhookUrl = Annotated[str, AfterValidator(_webhook_form)]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _filter_with_webhook(model: M) -> M:
+    filtered = getattr(model, "webhook_events_filter", None) is not None
+    if filtered and getattr(model, "webhook", None) is None:
+        raise ValueError("webhook_events_filter is given only with webhook")
+    return model
 
 
 class InferenceRequest(BaseModel):
@@ -44,6 +76,33 @@ class InferenceRequest(BaseModel):
         description="Model to use; the server's default when omitted or null. Must be a "
         "version the registry knows, else 422 unknown-model-version.",
     )
+
+    webhook: WebhookUrl | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL to POST the job to when it starts or completes (see "
+        "`webhook_events_filter`), signed the Standard Webhooks way with the tenant's secret "
+        "(GET /v1/webhooks/secret). The body is the job as GET /v1/jobs/{id} answers it. A URL "
+        "whose host resolves to a loopback, private, link-local or metadata address is refused "
+        "(422 webhook-refused) unless the server allows private networks.",
+        examples=["https://example.com/hooks/inferflow"],
+    )
+    webhook_events_filter: list[Literal["started", "completed"]] | None = Field(
+        default=None,
+        min_length=1,
+        description="When the webhook is sent: `started` (the job began) and `completed` (it "
+        'succeeded, failed or was cancelled). `["completed"]` when omitted; only with '
+        "`webhook`.",
+    )
+
+    @model_validator(mode="after")
+    def _filter_needs_a_webhook(self) -> Self:
+        return _filter_with_webhook(self)
+
+    @property
+    def webhook_filter(self) -> str:
+        """The filter as the log keeps it (domain.webhooks.format_filter)."""
+        return format_filter(self.webhook_events_filter or DEFAULT_FILTER)
 
     @field_validator("text")
     @classmethod
@@ -347,6 +406,25 @@ class BatchRequest(BaseModel):
         min_length=1,
         description="The jobs, 1 to BATCH_MAX_ITEMS (default 1000) of them; more is 422.",
     )
+    webhook: WebhookUrl | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL to POST the batch to once every one of its jobs is "
+        "terminal: the batch as GET /v1/batches/{batch_id} answers it (its status and counts), "
+        "signed as a job's webhook is. Refused as a whole (422 webhook-refused) by the rules of "
+        "a job's `webhook`. Each item may name a webhook of its own besides.",
+        examples=["https://example.com/hooks/batches"],
+    )
+    webhook_events_filter: list[Literal["completed"]] | None = Field(
+        default=None,
+        min_length=1,
+        description='A batch\'s webhook is sent when it completes: `["completed"]`, the '
+        "default, is the one filter. Only with `webhook`.",
+    )
+
+    @model_validator(mode="after")
+    def _filter_needs_a_webhook(self) -> Self:
+        return _filter_with_webhook(self)
 
 
 class ItemProblem(BaseModel):
@@ -570,3 +648,36 @@ class TenantLimitsBody(BaseModel):
     effective: LimitsBody = Field(
         description="The limits in force: its own, else the server's defaults; null: no limit."
     )
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+class WebhookSecretBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    "previous_secret": None,
+                    "previous_valid_until": None,
+                    "created_at": "2026-11-28T12:40:50.779284Z",
+                    "rotated_at": None,
+                }
+            ]
+        }
+    )
+
+    secret: str = Field(
+        description="The tenant's signing secret, Standard Webhooks' `whsec_` and base64 of 32 "
+        "bytes: verify `webhook-signature` with it (see the README's receiver example)."
+    )
+    previous_secret: str | None = Field(
+        description="The secret the last rotation replaced, while it is still valid: until "
+        "then, every delivery carries a signature by each."
+    )
+    previous_valid_until: datetime | None = Field(
+        description="When the previous secret stops signing deliveries."
+    )
+    created_at: datetime = Field(description="When the tenant's first secret was made.")
+    rotated_at: datetime | None = Field(description="When the secret was last rotated.")

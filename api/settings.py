@@ -56,5 +56,7 @@ class ApiSettings(CommonSettings):
     tenant_jobs_burst: int = Field(default=0, ge=0)
     # Most jobs a tenant may have accepted and not finished (0: no cap).
     tenant_max_queued: int = Field(default=0, ge=0)
+    # How long a rotated webhook secret still signs deliveries beside the new one.
+    webhook_secret_overlap_s: int = Field(default=86400, ge=0, le=30 * 86400)
     # Tenants named in metric labels; the others are counted under "other".
     metrics_max_tenants: int = Field(default=20, ge=0, le=1000)

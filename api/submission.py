@@ -29,13 +29,16 @@ from api.errors import DependencyUnavailableError, IdempotencyKeyReusedError, Qu
 from api.guard import guarded
 from api.problems import TYPE_PREFIX
 from api.schemas import KEY_PATTERN, BatchItem, InferenceRequest
+from api.webhooks import WEBHOOK_REFUSED, admit_webhook
 from classifier.errors import ModelRetiredError, UnknownModelVersionError
 from domain.events import JobRequested
 from domain.ids import new_job_id, partition_of
 from domain.lanes import BULK, INTERACTIVE
+from domain.webhooks import COMPLETED
 from eventlog import batches
 from eventlog.submission import BatchEntry, Submission
 from runtime import spans, tracing
+from runtime.errors import RefusedWebhookError
 
 if TYPE_CHECKING:
     from api.deps import Services
@@ -72,6 +75,8 @@ def requested(
     cancel_after_ms: int | None = None,
     batch_id: str = "",
     custom_id: str | None = None,
+    webhook: str | None = None,
+    webhook_filter: str = COMPLETED,
 ) -> JobRequested:
     return JobRequested(
         job_id=job_id,
@@ -84,6 +89,8 @@ def requested(
         batch_id=batch_id,
         custom_id=custom_id or "",
         deadline=deadlines.deadline(occurred_at, cancel_after_ms),
+        webhook=webhook or "",
+        webhook_events_filter=webhook_filter,
     )
 
 
@@ -130,13 +137,24 @@ async def accept(
         fingerprint = request_fingerprint(body.text, version)
         if key is None or await svc.log.key_fingerprint(key, tenant) != fingerprint:
             raise
+    if body.webhook is not None:
+        await admit_webhook(svc, body.webhook)
     with spans.span(
         "inferflow.submit", traceparent, **{"inferflow.model_version": version}
     ) as current:
         # With spans on, the job's work hangs under this request's span.
         trace = current.traceparent or tracing.accept(traceparent)
         event = requested(
-            job_id, body.text, version, utcnow(), trace, tenant, INTERACTIVE, cancel_after_ms
+            job_id,
+            body.text,
+            version,
+            utcnow(),
+            trace,
+            tenant,
+            INTERACTIVE,
+            cancel_after_ms,
+            webhook=body.webhook,
+            webhook_filter=body.webhook_filter,
         )
         current.set(**{"inferflow.job_id": event.job_id})
         fingerprint = request_fingerprint(body.text, version)
@@ -262,6 +280,18 @@ async def _record(svc: Services, context: BatchContext, created_at: datetime, jo
         )
 
 
+async def watch_batch(svc: Services, context: BatchContext, url: str) -> None:
+    """Have the batch's webhook sent once every job of it is terminal (the notifier watches
+    it). Unlike its count, a failure here is the request's (503): the client is told its
+    batch webhook may not come, and can send the batch again with its keys."""
+    settings = svc.settings
+    async with guarded("redis", svc.timeout_s):
+        await batches.watch(
+            svc.redis, settings.names, context.batch_id, context.tenant, url,
+            settings.job_index_ttl_s,
+        )  # fmt: skip
+
+
 # Items judged between two yields to the event loop: judging a thousand takes tens of
 # milliseconds of CPU, which a single job's request would otherwise wait behind.
 JUDGE_RUN = 100
@@ -280,6 +310,7 @@ async def judge(
     answers: list[Answer] = []
     pending: Pending = []
     version_errors: dict[str, ModelVersionError | None] = {}  # one lookup per version
+    webhook_errors: dict[str, RefusedWebhookError | None] = {}  # one resolution per URL
     default_version = svc.default_model()
     occurred_at = utcnow()
     job_ids = iter(svc.log.placement.job_ids(len(items)))
@@ -302,6 +333,13 @@ async def judge(
         if error is not None:
             _reject(answer, _version_problem(error))
             continue
+        if item.webhook is not None:
+            if item.webhook not in webhook_errors:
+                webhook_errors[item.webhook] = await _refused_webhook(svc, item.webhook)
+            refused = webhook_errors[item.webhook]
+            if refused is not None:
+                _reject(answer, item_problem(*WEBHOOK_REFUSED, str(refused)))
+                continue
         entry = _entry(next(job_ids), item, version, occurred_at, context)
         pending.append((answer, entry))
     return answers, pending
@@ -322,6 +360,8 @@ def _entry(
         cancel_after_ms,
         context.batch_id,
         item.custom_id,
+        item.webhook,
+        item.webhook_filter,
     )
     key = item.idempotency_key
     if context.idempotency_key and item.custom_id is not None:
@@ -335,6 +375,14 @@ def _unknown_version(svc: Services, version: str) -> ModelVersionError | None:
     try:
         svc.require_model(version)
     except (UnknownModelVersionError, ModelRetiredError) as exc:
+        return exc
+    return None
+
+
+async def _refused_webhook(svc: Services, url: str) -> RefusedWebhookError | None:
+    try:
+        await admit_webhook(svc, url)
+    except RefusedWebhookError as exc:
         return exc
     return None
 

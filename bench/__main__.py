@@ -19,6 +19,8 @@ Modes (--mode all, or a comma list of them):
   listing     GET /v1/jobs, pages of 100 from 1,000,000 jobs, for each filter, with GET
               /v1/jobs/{id} beside it and the API's CPU per request (issue #16); the jobs are
               seeded once into a database kept on the server, so a rerun skips that
+  webhooks    jobs with a webhook at --webhook-rate (1,000/s) to a local receiver: deliveries
+              per second and the delay from terminal event to delivery (issue #18)
 
 Servers come from REDIS_URL / DATABASE_URL, else embedded ones, started once. Every stack gets
 a fresh database and key prefix. The load comes from `bench.loadgen` processes (uvloop, a
@@ -50,6 +52,7 @@ from bench.report import Section, write_json
 from bench.runs import Bench
 from bench.scaling import scaling
 from bench.stack import reference_server, running_stack
+from bench.webhooks import webhooks
 from devstack.servers import postgres_server, redis_server
 
 SHARED: dict[str, Callable[[Bench], Section]] = {
@@ -67,6 +70,7 @@ OWN_STACK: dict[str, Callable[[Path, options.Options], Section | list[Section]]]
     "backlog": backlog,
     "fairness": fairness,
     "listing": listing.listing,
+    "webhooks": webhooks,
 }
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 # Modes that share one stack, then the ones that start their own.
 SHARED_MODES = ("sequential", "longpoll", "concurrent", "polling", "batch", "accept")
-OWN_STACK_MODES = ("projector", "scaling", "partitions", "backlog", "fairness", "listing")
+OWN_STACK_MODES = (
+    "projector",
+    "scaling",
+    "partitions",
+    "backlog",
+    "fairness",
+    "listing",
+    "webhooks",
+)
 MODES = SHARED_MODES + OWN_STACK_MODES
 
 
@@ -46,6 +54,9 @@ class Options:
     listing_requests: int
     listing_pages: int
     listing_limit: int
+    webhook_jobs: int
+    webhook_rate: float
+    notifiers: int
     consumers: int
     api_workers: int
     env: dict[str, str]
@@ -154,6 +165,10 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     add("--listing-pages", type=int, default=10,
         help="listing: pages per walk (following next_cursor from the first page)")  # fmt: skip
     add("--listing-limit", type=int, default=100, help="listing: jobs per page (limit)")
+    add("--webhook-jobs", type=int, default=10_000,
+        help="webhooks: jobs with a webhook, offered at --webhook-rate")  # fmt: skip
+    add("--webhook-rate", type=float, default=1000.0, help="webhooks: jobs with a webhook a second")
+    add("--notifiers", type=int, default=1, help="webhooks: notifier processes of the stack")
     add("--consumers", type=int, default=2, help="consumer processes of the stack")
     add("--api-workers", type=int, default=1, help="API_WORKERS of the API (and the reference)")
     add("--env", type=_pair, action="append", default=[], metavar="KEY=VALUE",

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 from pydantic import Field
 
-from runtime.settings import CommonSettings, served_partitions
-
-
-def _default_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+from runtime.settings import CommonSettings, process_name, served_partitions
 
 
 class ConsumerSettings(CommonSettings):
-    consumer_name: str = Field(default_factory=_default_name, min_length=1)
+    consumer_name: str = Field(default_factory=process_name, min_length=1)
     # The partitions this consumer works on ("0,2" or "0-3"); empty: every one. It reads each
     # in a thread of its own.
     consumer_partitions: str = ""

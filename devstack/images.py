@@ -43,6 +43,7 @@ SERVICE_SOURCES = (
     "api",
     "consumer",
     "projector",
+    "notifier",
 )
 
 

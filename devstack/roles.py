@@ -28,8 +28,8 @@ from eventlog.names import Names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Stopped in this order: no new jobs come in, then no new outcomes, then the projector
-# catches up with the outcomes the consumers wrote last.
-STAGES = ("api", "consumer", "projector")
+# catches up with the outcomes the consumers wrote last, then the notifiers with theirs.
+STAGES = ("api", "consumer", "projector", "notifier")
 STOP_TIMEOUT_S = 15.0
 HEALTH_TIMEOUT_S = 30.0
 POLL_S = 0.05
@@ -100,7 +100,11 @@ class Roles:
     def start(self, role: str, name: str | None = None, **env: str) -> None:
         """Start ``role`` as ``name`` (the role itself by default); the API is waited for."""
         name = name or role
-        extra = {"CONSUMER_NAME": name, **env} if role == "consumer" else dict(env)
+        extra = dict(env)
+        if role == "consumer":
+            extra = {"CONSUMER_NAME": name, **env}
+        elif role == "notifier":
+            extra = {"NOTIFIER_NAME": name, **env}
         self._children[name] = self._spawn(role, name, extra)
         if role == "api":
             self.wait_healthy()
@@ -113,12 +117,18 @@ class Roles:
             self.start("consumer", f"consumer-{i}", **ports)
 
     def start_all(
-        self, consumers: int = 2, first: int = 0, metrics_base: int | None = None
+        self,
+        consumers: int = 2,
+        first: int = 0,
+        metrics_base: int | None = None,
+        notifiers: int = 0,
     ) -> None:
-        """Projector, then consumers, then the API: so that it accepts jobs only once there
-        are roles to run and project them."""
+        """Projector, then consumers and notifiers, then the API: so that it accepts jobs only
+        once there are roles to run, project and tell of them."""
         self.start("projector")
         self.start_consumers(consumers, first, metrics_base)
+        for i in range(notifiers):
+            self.start("notifier", f"notifier-{i}" if notifiers > 1 else "notifier")
         self.start("api")
 
     def restart(self, name: str) -> None:

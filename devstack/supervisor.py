@@ -2,7 +2,8 @@
 
 Starts embedded Redis/PostgreSQL when ``REDIS_URL``/``DATABASE_URL`` are unset (data kept
 under ``.run/`` in the repo), applies migrations, trains the default model if missing, then
-supervises ``projector``, ``CONSUMERS`` x ``consumer`` and ``api`` until Ctrl-C/SIGTERM or
+supervises ``projector``, ``CONSUMERS`` x ``consumer``, ``NOTIFIERS`` x ``notifier`` (1 by
+default) and ``api`` until Ctrl-C/SIGTERM or
 until a role exits on its own.
 """
 
@@ -156,6 +157,7 @@ def banner(env: dict[str, str], key: str | None) -> None:
         f"  Redis:      {env['REDIS_URL']}",
         f"  PostgreSQL: {env['DATABASE_URL']}",
         f"  consumers:  {env.get('CONSUMERS', '2')}",
+        f"  notifiers:  {env.get('NOTIFIERS', '1')} (webhooks)",
         f"  metrics:    http://127.0.0.1:{api_port}/metrics, projector :"
         f"{env.get('METRICS_PORT', '9102')}, consumers :{consumer_metrics_port(1)}...",
         "  Ctrl-C to stop",
@@ -188,7 +190,10 @@ def run() -> int:
         ensure_model(env)
         roles = Roles(env, stop_timeout=ROLE_STOP_TIMEOUT, report=log)
         roles.start_all(
-            int(env.get("CONSUMERS", "2")), first=1, metrics_base=CONSUMER_METRICS_BASE_PORT
+            int(env.get("CONSUMERS", "2")),
+            first=1,
+            metrics_base=CONSUMER_METRICS_BASE_PORT,
+            notifiers=int(env.get("NOTIFIERS", "1")),
         )
         banner(env, key)
         failure = watch(roles, servers)

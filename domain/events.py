@@ -16,19 +16,16 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, get_type_hints
 
 from domain.errors import InvalidEventError
+from domain.event import Event
 from domain.lanes import INTERACTIVE
 from domain.tenants import DEFAULT_TENANT
 from domain.upcasting import register, upcast
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Fields every event carries."""
-
-    schema_version: ClassVar[int] = 1
-
-    job_id: str
-    occurred_at: datetime
+from domain.webhooks import (
+    COMPLETED,
+    WebhookAbandoned,
+    WebhookAttempted,
+    WebhookDelivered,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,9 +33,10 @@ class JobRequested(Event):
     """A client's request was accepted; the job exists from here on.
 
     v2 added `tenant` and `lane`; v1 entries read as the default tenant's, interactive. v3 added
-    `batch_id`, `custom_id` and `deadline`; v2 entries read as jobs of no batch, without one."""
+    `batch_id`, `custom_id` and `deadline`; v2 entries read as jobs of no batch, without one.
+    v4 added `webhook` and `webhook_events_filter`; v3 entries read as jobs without a webhook."""
 
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
 
     text: str
     model_version: str
@@ -52,6 +50,10 @@ class JobRequested(Event):
     custom_id: str = ""
     # When the job is cancelled unless it has ended (Cancel-After); None: never.
     deadline: datetime | None = None
+    # Where the job's webhooks go ("" for none), and for which of domain.webhooks.TRIGGERS,
+    # comma-separated (domain.webhooks.format_filter).
+    webhook: str = ""
+    webhook_events_filter: str = COMPLETED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,13 +119,29 @@ def _batch_of_v2(fields: Mapping[str, str]) -> dict[str, str]:
     return {**fields, "batch_id": "", "custom_id": "", "deadline": ""}
 
 
+def _webhook_of_v3(fields: Mapping[str, str]) -> dict[str, str]:
+    # Jobs accepted before webhooks existed have none.
+    return {**fields, "webhook": "", "webhook_events_filter": COMPLETED}
+
+
 register("JobRequested", 1, _tenant_of_v1)
 register("JobRequested", 2, _batch_of_v2)
+register("JobRequested", 3, _webhook_of_v3)
 
 
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (JobRequested, JobStarted, JobRetrying, JobSucceeded, JobFailed, JobCancelled)
+    for cls in (
+        JobRequested,
+        JobStarted,
+        JobRetrying,
+        JobSucceeded,
+        JobFailed,
+        JobCancelled,
+        WebhookAttempted,
+        WebhookDelivered,
+        WebhookAbandoned,
+    )
 }
 TERMINAL_EVENT_TYPES: tuple[type[Event], ...] = (JobSucceeded, JobFailed, JobCancelled)
 
@@ -282,6 +300,9 @@ __all__ = [
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",
+    "WebhookAbandoned",
+    "WebhookAttempted",
+    "WebhookDelivered",
     "decode",
     "encode",
     "is_terminal",

@@ -4,6 +4,8 @@ queued -> started -> succeeded | failed | cancelled, and queued -> cancelled (a 
 before it ran, domain.cancellation). Terminal states absorb every later event, so a second
 terminal event (a message delivered twice) changes nothing. Events that arrive before the job's
 `JobRequested` (a log read from the middle) still fold without error; status never moves back.
+Webhook deliveries (domain.webhooks) are events of the job's lane but not steps of the job: they
+leave its state as it was.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from domain.events import (
 )
 from domain.lanes import INTERACTIVE
 from domain.tenants import DEFAULT_TENANT
+from domain.webhooks import WEBHOOK_EVENT_TYPES
 
 
 class JobStatus(StrEnum):
@@ -188,6 +191,9 @@ def evolve(state: JobState | None, event: Event) -> JobState:
     if isinstance(event, JobRequested):
         return _on_requested(state, event)
     current = state or _placeholder(event)
+    if is_delivery(event):
+        # A delivery is no step of the job: it neither moves nor dates it.
+        return current
     if current.status.is_terminal:
         return current
     # One `replace` per event, the updated_at with the rest: the projector evolves every
@@ -210,5 +216,13 @@ def fold(events: Iterable[Event], states: dict[str, JobState] | None = None) -> 
     """Every job's state after `events`, starting from `states` (not modified)."""
     jobs = dict(states or {})
     for event in events:
-        jobs[event.job_id] = evolve(jobs.get(event.job_id), event)
+        before = jobs.get(event.job_id)
+        if before is None and is_delivery(event):
+            continue  # a delivery makes no job (one whose row is gone stays gone)
+        jobs[event.job_id] = evolve(before, event)
     return jobs
+
+
+def is_delivery(event: Event) -> bool:
+    """A webhook delivery's event: of the job's lane, no step of the job."""
+    return isinstance(event, WEBHOOK_EVENT_TYPES)

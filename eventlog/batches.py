@@ -23,6 +23,7 @@ from eventlog.names import Names
 TENANT = "tenant"
 CREATED_AT = "created_at"
 JOBS = "jobs"
+WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class BatchRecord:
     tenant: str
     created_at: datetime
     jobs: int
+    # Where the batch is sent once it completes; "" for nowhere.
+    webhook: str = ""
 
 
 async def add_jobs(
@@ -54,6 +57,20 @@ async def add_jobs(
     await pipe.execute()
 
 
+async def watch(
+    client: AsyncClient, names: Names, batch_id: str, tenant: str, url: str, ttl_s: int
+) -> None:
+    """Name the batch's webhook in its record, then have the notifiers watch the batch until
+    it completes (`Names.webhook_batches`), looked at first at once."""
+    key = names.batch(batch_id)
+    pipe = client.pipeline(transaction=True)
+    pipe.hsetnx(key, TENANT, tenant)
+    pipe.hset(key, WEBHOOK, url)
+    pipe.expire(key, ttl_s, nx=True)  # the count's, when it has one
+    await pipe.execute()
+    await client.zadd(names.webhook_batches, {batch_id: 0})
+
+
 def parse(fields: dict[Any, Any]) -> BatchRecord | None:
     """The record of HGETALL's reply, None when there is none (or one half written by a
     release that wrote other fields)."""
@@ -64,6 +81,7 @@ def parse(fields: dict[Any, Any]) -> BatchRecord | None:
         tenant=text[TENANT],
         created_at=datetime.fromisoformat(text[CREATED_AT]),
         jobs=int(text.get(JOBS, "0")),
+        webhook=text.get(WEBHOOK, ""),
     )
 
 

@@ -19,6 +19,7 @@ from domain.tenants import DEFAULT_TENANT
 from eventlog.lanes import Lane
 
 WORKERS_GROUP = "workers"
+NOTIFIER_GROUP = "notifier"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,37 @@ class Names:
     def dead_letters(self, partition: int) -> str:
         """Stream of a partition's requests that were delivered too often without finishing."""
         return f"{self.tag(partition)}:dead-letters"
+
+    @property
+    def notifier_group(self) -> str:
+        """Consumer group of the webhook notifiers on each lane of each partition."""
+        return NOTIFIER_GROUP
+
+    def webhook_job(self, job_id: str) -> str:
+        """Hash: a job's webhook (URL, filter, tenant, lane) and its events seen so far, kept by
+        the notifier from its JobRequested until its completed message is scheduled."""
+        return f"{self.tag(partition_of(job_id))}:webhook-job:{job_id}"
+
+    def webhook(self, partition: int, webhook_id: str) -> str:
+        """Hash: one webhook message (domain.webhooks.message_id) of a partition (its job's;
+        partition 0 for a batch's): where it goes, its body, the attempts made and, once done,
+        how it ended."""
+        return f"{self.tag(partition)}:webhook:{webhook_id}"
+
+    @property
+    def webhook_batches(self) -> str:
+        """Sorted set: the batches whose webhook waits for them to finish, by when the notifier
+        looks at each next (Unix ms). Their webhooks are in their records (`batch`)."""
+        return f"{self.prefix}:webhook-batches"
+
+    def webhooks_due(self, partition: int) -> str:
+        """Sorted set: a partition's webhook messages still to send, by when (Unix ms), a
+        message being sent by the end of its notifier's lease."""
+        return f"{self.tag(partition)}:webhooks-due"
+
+    def webhook_dead_letters(self, partition: int) -> str:
+        """Stream of a partition's abandoned webhook messages, each with its body, to redrive."""
+        return f"{self.tag(partition)}:webhook-dead-letters"
 
     @property
     def terminal(self) -> str:

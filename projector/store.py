@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from domain.errors import InferFlowError
 from domain.events import Event, decode
 from domain.ids import is_job_id
-from domain.job import JobState, evolve
+from domain.job import JobState, evolve, is_delivery
 from eventlog.entries import Entry
 from eventlog.lanes import DEFAULT_LANE, Lane
 from projector import archiver, statements
@@ -336,6 +336,8 @@ class ProjectionStore:
         changed: dict[str, tuple[JobState, str]] = {}
         for entry_id, event in events:
             before = states.get(event.job_id)
+            if before is None and is_delivery(event):
+                continue  # a delivery makes no row (a job's row removed by retention stays so)
             after = evolve(before, event)
             if after != before:
                 states[event.job_id] = after

@@ -18,6 +18,7 @@ from typing import Any
 
 from domain.cancellation import CancelReason
 from domain.job import JobStatus
+from eventlog.batches import BatchRecord
 from readmodel.listing import Position
 
 TERMINAL = tuple(status.value for status in JobStatus if status.is_terminal)
@@ -49,6 +50,48 @@ class Projected:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A batch as its record and its projected jobs show it: what GET /v1/batches/{id} says
+    (api.batches) and a batch's webhook sends (notifier.batches)."""
+
+    status: str
+    # "total" and every status's count.
+    counts: dict[str, int]
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "cancelled")
+
+
+def summarize(
+    record: BatchRecord | None, projected: Projected, cancel_requested: bool
+) -> Summary | None:
+    """The batch's summary; None when neither its record nor the projection knows it."""
+    if record is None and not projected.total:
+        return None
+    total = max(record.jobs if record else 0, projected.total)
+    counts = {status.value: n for status, n in projected.counts.items()}
+    counts[JobStatus.QUEUED.value] += total - projected.total  # accepted, not projected yet
+    terminal = sum(projected.counts[s] for s in JobStatus if s.is_terminal)
+    finished = terminal == total
+    cancelled = cancel_requested or projected.batch_cancelled > 0
+    if finished:
+        status = "cancelled" if cancelled else "completed"
+    else:
+        status = "cancelling" if cancelled else "in_progress"
+    created_at = record.created_at if record else projected.created_at
+    assert created_at is not None  # a projected job always has one
+    return Summary(
+        status=status,
+        counts={"total": total, **counts},
+        created_at=created_at,
+        finished_at=projected.finished_at if finished else None,
+    )
 
 
 def summary_query(tenant: str, batch_id: str) -> tuple[str, list[Any]]:

@@ -154,3 +154,16 @@ tenants = Table(
     Column("max_queued", BigInteger),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Each tenant's webhook signing secret (readmodel.webhooksecrets), and during a rotation the one
+# before it, valid until `previous_valid_until`. Kept as they are: signing needs the secret.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_valid_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("rotated_at", DateTime(timezone=True)),
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.ids import MAX_PARTITIONS
 from eventlog.connection import ClusterMode
 from eventlog.names import Names
+
+
+def process_name() -> str:
+    """A name for a process of a group (a consumer, a notifier): its host's and its pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class CommonSettings(BaseSettings):
@@ -29,6 +36,10 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     job_index_ttl_s: int = Field(default=7 * 86400, ge=60)
+    # Webhook URLs whose host resolves inside a private network (loopback, RFC 1918, link-local
+    # and the like) are refused unless this is true (runtime.webhookurls): at submit and again
+    # at delivery.
+    webhook_allow_private_networks: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ from api.deps import CancelAfterMs, ServicesDep, Submitter, charge
 from api.limits import JsonBodyRoute
 from api.responses import CANCEL_AFTER_PARAMETER, SUBMIT_BATCH
 from api.schemas import BatchAccepted, BatchRequest
+from api.webhooks import admit_webhook
 
 PATH = "/v1/inference/batch"
 
@@ -53,6 +54,8 @@ async def submit_batch(
     _require_at_most(body.items, svc.settings.batch_max_items)
     # Every item counts, the ones that will be rejected too: judging them is the work.
     await charge(svc, request, principal, jobs=len(body.items))
+    if body.webhook is not None:
+        await admit_webhook(svc, body.webhook)
     context = submission.BatchContext(
         batch_id=submission.new_batch_id(),
         tenant=principal.tenant,
@@ -60,6 +63,8 @@ async def submit_batch(
         cancel_after_ms=cancel_after_ms,
     )
     counts, answers = await submission.accept_batch(svc, context, body.items)
+    if body.webhook is not None and counts["accepted"]:
+        await submission.watch_batch(svc, context, body.webhook)
     return _render(context.batch_id, counts, answers)
 
 

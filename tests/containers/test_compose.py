@@ -33,7 +33,7 @@ def submit_all(client: httpx.Client, count: int, accepted: list[str]) -> None:
 
 def test_every_service_is_up_and_the_image_runs_as_a_user(inferflow_compose: ComposeStack):
     services = set(inferflow_compose.run("ps", "--services", capture=True).split())
-    assert {"redis", "postgres", "api", "consumer", "projector"} <= services
+    assert {"redis", "postgres", "api", "consumer", "projector", "notifier"} <= services
     assert len(inferflow_compose.containers("consumer")) == 2
     (api,) = inferflow_compose.containers("api")
     user = subprocess.run(
@@ -149,7 +149,7 @@ def test_the_official_images_by_default_and_each_a_setting():
         "GRAFANA_IMAGE": "x/grafana:1",
     }
     services = compose_config(chosen)
-    roles = ("migrate", "api", "consumer", "projector")
+    roles = ("migrate", "api", "consumer", "projector", "notifier")
     assert {services[name]["image"] for name in roles} == {"x/inferflow:1"}
     assert services["api"]["build"]["args"]["BASE_IMAGE"] == "x/python:1"
     for name in ("redis", "postgres", "prometheus", "grafana"):
@@ -162,7 +162,7 @@ def test_every_long_running_service_has_a_healthcheck_and_the_roles_wait_for_the
         if name != "migrate":
             assert service.get("healthcheck", {}).get("test"), name
     assert services["migrate"]["restart"] == "no"
-    for role in ("api", "consumer", "projector"):
+    for role in ("api", "consumer", "projector", "notifier"):
         assert services[role]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
@@ -181,12 +181,17 @@ def test_prometheus_of_the_monitoring_profile_scrapes_every_role(inferflow_compo
         health = {}
         for target in targets["data"]["activeTargets"]:
             health.setdefault(target["labels"]["job"], []).append(target["health"])
-        if health.get("consumer") == ["up", "up"] and health.get("api") == health.get(
-            "projector"
-        ) == ["up"]:
+        if health.get("consumer") == ["up", "up"] and all(
+            health.get(role) == ["up"] for role in ("api", "projector", "notifier")
+        ):
             break
         time.sleep(0.5)
-    assert health == {"api": ["up"], "projector": ["up"], "consumer": ["up", "up"]}
+    assert health == {
+        "api": ["up"],
+        "projector": ["up"],
+        "notifier": ["up"],
+        "consumer": ["up", "up"],
+    }
     rules = httpx.get(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5).json()
     loaded = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
     assert "InferFlowDeadLetters" in loaded

@@ -20,6 +20,7 @@ from devstack.keys import drop_keys_at
 from devstack.ports import free_port
 from devstack.roles import REPO_ROOT
 from eventlog.names import Names
+from tests.e2e.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +77,7 @@ def test_make_run_makes_prints_and_keeps_a_development_admin_key(
             "CONSUMERS": "1",
             "METRICS_PORT": "0",
             "PARTITIONS": os.environ.get("TEST_PARTITIONS", "1"),
+            "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver below is on 127.0.0.1
         }
         url = f"http://127.0.0.1:{port}"
         log = tmp_path / "run.log"
@@ -100,6 +102,19 @@ def test_make_run_makes_prints_and_keeps_a_development_admin_key(
             )
             assert job.status_code == 200, job.text
             assert job.json()["status"] == "succeeded"
+            # The notifier runs too: a job's webhook is delivered.
+            receiver = Receiver()
+            try:
+                hooked = httpx.post(
+                    f"{url}/v1/inference",
+                    json={"text": "hi", "webhook": receiver.url("/ok/run")},
+                    headers=auth,
+                )
+                assert hooked.status_code == 202, hooked.text
+                (request,) = receiver.wait_for("/ok/run", 1)
+                assert request.json["job_id"] == hooked.json()["job_id"]
+            finally:
+                receiver.close()
             assert stop(proc) == 0
 
             again = start(env, log)

@@ -183,7 +183,7 @@ def test_the_tenant_is_on_the_log_and_in_the_projection(service: Service):
             if fields.get("job_id") == job_id and fields.get("type") == "JobRequested"
         ]
         assert len(requests) == 1
-        assert requests[0]["tenant"] == tenant and requests[0]["v"] == "3"
+        assert requests[0]["tenant"] == tenant and requests[0]["v"] == "4"
         events = client.get(f"/v1/jobs/{job_id}/events").json()["events"]
         assert events[0]["type"] == "JobRequested"
     # The projection's row carries it too: a job read back after projection is visible to

@@ -33,6 +33,7 @@ from devstack.roles import REPO_ROOT
 from domain.lanes import KINDS
 from eventlog.gauges import _FAMILIES as EXPORTED_GAUGES
 from eventlog.names import Names
+from notifier.settings import NotifierSettings
 from projector.settings import ProjectorSettings
 from runtime.settings import CommonSettings
 
@@ -52,10 +53,16 @@ ROLES = {
     "api": ("api", ApiSettings),
     "consumer": ("consumer", ConsumerSettings),
     "projector": ("projector", ProjectorSettings),
+    "notifier": ("notifier", NotifierSettings),
     "migration": ("migrate", CommonSettings),
 }
 # The setting that says where each serving role listens (the migration serves nothing).
-LISTENS_ON = {"api": "api_port", "consumer": "metrics_port", "projector": "metrics_port"}
+LISTENS_ON = {
+    "api": "api_port",
+    "consumer": "metrics_port",
+    "projector": "metrics_port",
+    "notifier": "metrics_port",
+}
 POD_NAME = "inferflow-consumer-5d8f7c9b4-x2k7q"  # what a fieldRef to metadata.name gives
 # The gauge of the workers group's lag (eventlog/gauges.py), which the projector serves.
 LAG_GAUGE = "inferflow_group_lag"
@@ -445,7 +452,7 @@ def test_each_disruption_budget_covers_one_workload_and_never_blocks_a_drain():
         # minAvailable equal to the replica count would forbid every eviction.
         assert budget["spec"].get("maxUnavailable", 0) >= 1, ident(budget)
         covered.add(ident(workload))
-    assert covered == {ident(by_component("api")), ident(by_component("consumer"))}
+    assert covered == {ident(by_component(c)) for c in ("api", "consumer", "notifier")}
 
 
 # ---------------------------------------------------------------- scaling
@@ -654,6 +661,7 @@ def test_secrets_go_only_to_the_roles_that_use_them():
         "api": {"REDIS_URL", "DATABASE_URL"},
         "consumer": {"REDIS_URL"},
         "projector": {"REDIS_URL", "DATABASE_URL"},
+        "notifier": {"REDIS_URL", "DATABASE_URL"},
         "migration": {"DATABASE_URL"},
     }.items():
         (container,) = pod_spec(by_component(component))["containers"]

@@ -184,3 +184,26 @@ def test_the_job_control_migration_adds_cancelled_and_a_downgrade_reads_it_as_fa
                 assert tuple(row) == ("failed", "cancelled: requested")
         finally:
             engine.dispose()
+
+
+def test_the_webhook_secrets_migration_adds_its_table_and_its_downgrade_removes_it(postgres_url):
+    with fresh_database(postgres_url, "template1") as url:
+        upgrade(url, "0006")
+        engine = create_engine(url)
+        count = "SELECT count(*) FROM pg_tables WHERE tablename = 'webhook_secrets'"
+        try:
+            upgrade(url)
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO webhook_secrets (tenant, secret, created_at)"
+                        " VALUES ('acme', 'whsec_AAAA', now())"
+                    )
+                )
+                assert conn.execute(text(count)).scalar_one() == 1
+            downgrade(url, "0006")
+            with engine.connect() as conn:
+                assert conn.execute(text(count)).scalar_one() == 0
+            upgrade(url)  # and up again, as a rollback that is undone
+        finally:
+            engine.dispose()

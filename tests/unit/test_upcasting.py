@@ -45,7 +45,7 @@ def test_a_request_keeps_its_tenant_on_the_wire():
         text="t", model_version="m", tenant="acme",
     )  # fmt: skip
     fields = encode(event)
-    assert fields["v"] == "3" and fields["tenant"] == "acme"
+    assert fields["v"] == "4" and fields["tenant"] == "acme"
     assert decode(fields) == event
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from email.message import Message as MimeMessage
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
@@ -29,9 +29,11 @@ from api.responses import (
     guarded_by,
     unavailable,
 )
-from api.schemas import UnprocessableProblem
+from api.schemas import UnprocessableProblem, WebhookUrl
+from api.webhooks import admit_webhook
 from readmodel import batches as sql
 from readmodel.listing import last_position
+from runtime.webhookurls import MAX_URL_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +222,8 @@ READ_RESULTS: dict[int | str, dict[str, Any]] = {
     "batch id is the key's and each line's job is bound to the key and its custom_id: the same "
     "file sent again creates no job (its lines count as replayed), and lines new to it join "
     "the batch. Blank lines are skipped. A line may be MAX_BODY_BYTES long; the file "
-    "BATCH_FILE_MAX_LINES lines (not blank) and BATCH_FILE_MAX_BYTES bytes.",
+    "BATCH_FILE_MAX_LINES lines (not blank) and BATCH_FILE_MAX_BYTES bytes. With `webhook`, "
+    "the batch is sent there once every job of it is terminal, as for POST /v1/inference/batch.",
     response_description="The batch, its lines counted, and the bad ones.",
     responses=SUBMIT_FILE,
     openapi_extra={"parameters": SUBMIT_FILE_PARAMETERS, "requestBody": FILE_REQUEST_BODY},
@@ -231,8 +234,12 @@ async def submit_file(
     principal: Submitter,
     key: IdempotencyKey,
     cancel_after_ms: CancelAfterMs,
+    webhook: BatchWebhook = None,
 ) -> Response:
     _require_json_lines(request.headers.get("content-type"))
+    if webhook is not None:
+        # Before a line is read: a refused URL refuses the file, as a batch's body would.
+        await admit_webhook(svc, webhook)
     tenant = principal.tenant
     context = submission.BatchContext(
         batch_id=submission.keyed_batch_id(tenant, key) if key else submission.new_batch_id(),
@@ -248,7 +255,23 @@ async def submit_file(
     except ClientDisconnect:
         log.info("batch %s: the client went away while sending its file", context.batch_id)
         return Response(status_code=400)  # to no one
+    if webhook is not None and outcome.jobs:
+        await submission.watch_batch(svc, context, webhook)
     return _answer(outcome, key)
+
+
+# The file is the body, so a batch's own webhook comes as a query parameter.
+BatchWebhook = Annotated[
+    WebhookUrl | None,
+    Query(
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL to POST the batch to once every one of its jobs is terminal "
+        "(the batch as GET /v1/batches/{batch_id} answers it), signed as a job's webhook is; "
+        "refused (422 webhook-refused) by the rules of a job's `webhook`. Each line may name a "
+        "webhook of its own besides.",
+        examples=["https://example.com/hooks/batches"],
+    ),
+]
 
 
 def _require_json_lines(content_type: str | None) -> None:

@@ -126,3 +126,15 @@ def test_a_batch_webhook_that_is_refused_refuses_the_whole_batch(api: Service):
     problem_of(api.http.post("/v1/inference/batch", json=body), 422, "validation-error")
     body = {"items": [{"text": "one"}], "webhook": PUBLIC, "webhook_events_filter": ["started"]}
     problem_of(api.http.post("/v1/inference/batch", json=body), 422, "validation-error")
+
+
+def test_a_batch_files_webhook_that_is_refused_refuses_the_file_before_a_line(api: Service):
+    content = (json.dumps({"custom_id": "a", "text": "one"}) + "\n").encode()
+    headers = {"Content-Type": "application/x-ndjson"}
+    refusals = [("http://10.0.0.1/hook", "webhook-refused"), ("ftp://x/", "validation-error")]
+    for url, slug in refusals:
+        params = {"webhook": url}
+        sent = api.http.post("/v1/batches", params=params, content=content, headers=headers)
+        problem_of(sent, 422, slug)
+    listed = api.http.get("/v1/jobs").json()["items"]
+    assert not [job for job in listed if job.get("custom_id") == "a"]

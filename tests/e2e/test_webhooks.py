@@ -4,6 +4,7 @@ with the standard library's HMAC, not with the package that signs them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -301,6 +302,26 @@ def test_a_batch_is_sent_once_complete_as_get_answers_it_and_its_items_each(
     assert len(receiver.wait_for(each, 3)) == 3
     time.sleep(1.5)  # looked at again: nothing more is sent
     assert len(receiver.at(whole)) == 1
+
+
+def test_a_batch_file_is_sent_once_complete_when_its_request_names_a_webhook(
+    service: Service, receiver: Receiver
+):
+    whole = path("ok")
+    lines = [{"custom_id": f"line-{i}", "text": f"file item {i}"} for i in range(3)]
+    response = service.http.post(
+        "/v1/batches",
+        params={"webhook": receiver.url(whole)},
+        content="".join(json.dumps(line) + "\n" for line in lines).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["batch_id"]
+    (request,) = receiver.wait_for(whole, 1)
+    assert request.webhook_id == f"msg_{batch_id}_completed"
+    assert verified(request, secret_of(service))
+    assert request.json["status"] == "completed" and request.json["counts"]["succeeded"] == 3
+    assert request.json == service.http.get(f"/v1/batches/{batch_id}").json()
 
 
 def test_a_scheduled_retry_survives_a_restart_of_the_notifier_and_of_redis(

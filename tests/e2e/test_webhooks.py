@@ -283,6 +283,20 @@ def test_a_url_refused_at_delivery_is_never_called(
     assert receiver.at(where) == []
 
 
+def batch_sent_once_complete(
+    service: Service, receiver: Receiver, accepted: Any, where: str, jobs: int
+) -> None:
+    """The batch of the `accepted` answer is sent to `where` once, signed, when its `jobs` have
+    all succeeded, as GET /v1/batches/{id} answers it."""
+    assert accepted.status_code == 202, accepted.text
+    batch_id = accepted.json()["batch_id"]
+    (request,) = receiver.wait_for(where, 1)
+    assert request.webhook_id == f"msg_{batch_id}_completed"
+    assert verified(request, secret_of(service))
+    assert request.json["status"] == "completed" and request.json["counts"]["succeeded"] == jobs
+    assert request.json == service.http.get(f"/v1/batches/{batch_id}").json()
+
+
 def test_a_batch_is_sent_once_complete_as_get_answers_it_and_its_items_each(
     service: Service, receiver: Receiver
 ):
@@ -292,13 +306,7 @@ def test_a_batch_is_sent_once_complete_as_get_answers_it_and_its_items_each(
     response = service.http.post(
         "/v1/inference/batch", json={"items": items, "webhook": receiver.url(whole)}
     )
-    assert response.status_code == 202, response.text
-    batch_id = response.json()["batch_id"]
-    (request,) = receiver.wait_for(whole, 1)
-    assert request.webhook_id == f"msg_{batch_id}_completed"
-    assert verified(request, secret_of(service))
-    assert request.json["status"] == "completed" and request.json["counts"]["succeeded"] == 4
-    assert request.json == service.http.get(f"/v1/batches/{batch_id}").json()
+    batch_sent_once_complete(service, receiver, response, whole, jobs=4)
     assert len(receiver.wait_for(each, 3)) == 3
     time.sleep(1.5)  # looked at again: nothing more is sent
     assert len(receiver.at(whole)) == 1
@@ -315,13 +323,7 @@ def test_a_batch_file_is_sent_once_complete_when_its_request_names_a_webhook(
         content="".join(json.dumps(line) + "\n" for line in lines).encode(),
         headers={"Content-Type": "application/x-ndjson"},
     )
-    assert response.status_code == 202, response.text
-    batch_id = response.json()["batch_id"]
-    (request,) = receiver.wait_for(whole, 1)
-    assert request.webhook_id == f"msg_{batch_id}_completed"
-    assert verified(request, secret_of(service))
-    assert request.json["status"] == "completed" and request.json["counts"]["succeeded"] == 3
-    assert request.json == service.http.get(f"/v1/batches/{batch_id}").json()
+    batch_sent_once_complete(service, receiver, response, whole, jobs=3)
 
 
 def test_a_scheduled_retry_survives_a_restart_of_the_notifier_and_of_redis(

@@ -415,16 +415,22 @@ class BatchRequest(BaseModel):
         "a job's `webhook`. Each item may name a webhook of its own besides.",
         examples=["https://example.com/hooks/batches"],
     )
-    webhook_events_filter: list[Literal["completed"]] | None = Field(
+    webhook_events_filter: list[Literal["started", "completed"]] | None = Field(
         default=None,
         min_length=1,
-        description='A batch\'s webhook is sent when it completes: `["completed"]`, the '
-        "default, is the one filter. Only with `webhook`.",
+        description="When the batch's webhook is sent: `started` (a job of it has begun, or "
+        'ended) and `completed` (every job of it is terminal). `["completed"]` when omitted. '
+        "Only with `webhook`.",
     )
 
     @model_validator(mode="after")
     def _filter_needs_a_webhook(self) -> Self:
         return _filter_with_webhook(self)
+
+    @property
+    def webhook_filter(self) -> str:
+        """The filter as the batch's record keeps it (domain.webhooks.format_filter)."""
+        return format_filter(self.webhook_events_filter or DEFAULT_FILTER)
 
 
 class ItemProblem(BaseModel):

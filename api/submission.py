@@ -280,15 +280,16 @@ async def _record(svc: Services, context: BatchContext, created_at: datetime, jo
         )
 
 
-async def watch_batch(svc: Services, context: BatchContext, url: str) -> None:
-    """Have the batch's webhook sent once every job of it is terminal (the notifier watches
-    it). Unlike its count, a failure here is the request's (503): the client is told its
-    batch webhook may not come, and can send the batch again with its keys."""
+async def watch_batch(svc: Services, context: BatchContext, url: str, triggers: str) -> None:
+    """Have the batch's webhook sent for `triggers` (format_filter's form): once a job of it
+    has begun, once every job of it is terminal (the notifiers watch it). Unlike its count, a
+    failure here is the request's (503): the client is told its batch webhook may not come,
+    and can send the batch again with its keys."""
     settings = svc.settings
     async with guarded("redis", svc.timeout_s):
         await batches.watch(
             svc.redis, settings.names, context.batch_id, context.tenant, url,
-            settings.job_index_ttl_s,
+            settings.job_index_ttl_s, triggers,
         )  # fmt: skip
 
 

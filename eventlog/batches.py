@@ -24,6 +24,8 @@ TENANT = "tenant"
 CREATED_AT = "created_at"
 JOBS = "jobs"
 WEBHOOK = "webhook"
+# The batch webhook's triggers (domain.webhooks.format_filter); absent: completed only.
+WEBHOOK_FILTER = "webhook_events_filter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class BatchRecord:
     jobs: int
     # Where the batch is sent once it completes; "" for nowhere.
     webhook: str = ""
+    webhook_filter: str = ""
 
 
 async def add_jobs(
@@ -58,14 +61,21 @@ async def add_jobs(
 
 
 async def watch(
-    client: AsyncClient, names: Names, batch_id: str, tenant: str, url: str, ttl_s: int
+    client: AsyncClient,
+    names: Names,
+    batch_id: str,
+    tenant: str,
+    url: str,
+    ttl_s: int,
+    triggers: str = "",
 ) -> None:
-    """Name the batch's webhook in its record, then have the notifiers watch the batch until
-    it completes (`Names.webhook_batches`), looked at first at once."""
+    """Name the batch's webhook (and its `triggers`, as format_filter writes them) in its
+    record, then have the notifiers watch the batch until it completes
+    (`Names.webhook_batches`), looked at first at once."""
     key = names.batch(batch_id)
     pipe = client.pipeline(transaction=True)
     pipe.hsetnx(key, TENANT, tenant)
-    pipe.hset(key, WEBHOOK, url)
+    pipe.hset(key, mapping={WEBHOOK: url, WEBHOOK_FILTER: triggers})
     pipe.expire(key, ttl_s, nx=True)  # the count's, when it has one
     await pipe.execute()
     await client.zadd(names.webhook_batches, {batch_id: 0})
@@ -82,6 +92,7 @@ def parse(fields: dict[Any, Any]) -> BatchRecord | None:
         created_at=datetime.fromisoformat(text[CREATED_AT]),
         jobs=int(text.get(JOBS, "0")),
         webhook=text.get(WEBHOOK, ""),
+        webhook_filter=text.get(WEBHOOK_FILTER, ""),
     )
 
 

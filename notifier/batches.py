@@ -1,11 +1,14 @@
-"""A batch's webhook (POST /v1/inference/batch with `webhook`): sent once every job of the
-batch is terminal, with the batch as GET /v1/batches/{batch_id} answers it.
+"""A batch's webhook (POST /v1/inference/batch with `webhook`, POST /v1/batches?webhook=): sent
+once every job of the batch is terminal (`completed`) and, when its filter names `started`, once
+a job of it has begun; with the batch as GET /v1/batches/{batch_id} answers it then.
 
 A batch spans partitions, so no one reader sees all of its jobs end. Instead the notifiers
 watch the batches that asked for a webhook (eventlog.batches.watch): each looks at a due one
 every WEBHOOK_BATCH_POLL_MS (leased as messages are, so notifiers share the work), reads its
-summary from the projection and its record (readmodel.batches.summarize, as the API does) and,
-once it has completed (or been cancelled), schedules its message in partition 0, where it is
+summary from the projection and its record (readmodel.batches.summarize, as the API does) and
+schedules each message that is due (`started` once a job is past queued, `completed` once the
+batch has completed or been cancelled; scheduling one twice schedules it once) in partition 0,
+where it is
 sent, retried and dead-lettered as a job's. Its attempts are events of partition 0's default
 lane, with the batch's id as their job id.
 """
@@ -22,7 +25,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.webhooks import COMPLETED, message_id
+from domain.webhooks import COMPLETED, DEFAULT_FILTER, STARTED, message_id, parse_filter
 from eventlog import batches as records
 from eventlog.connection import AsyncClient
 from eventlog.lanes import DEFAULT_LANE
@@ -95,20 +98,39 @@ class BatchWatcher:
         async with self._engine.connect() as conn:
             rows = (await conn.exec_driver_sql(query, tuple(params))).mappings().all()
         summary = sql.summarize(record, sql.projected([dict(r) for r in rows]), cancel_requested)
-        if summary is None or not summary.finished:
+        if summary is None:
             return False
-        finished = summary.finished_at or datetime.now(UTC)
-        message = Message(
-            webhook_id=message_id(batch_id, COMPLETED),
-            job_id=batch_id,
-            trigger=COMPLETED,
-            url=record.webhook,
-            tenant=record.tenant,
-            partition=0,
-            lane=DEFAULT_LANE.name,
-            body=render(batch_id, summary),
-            event_ms=int(finished.timestamp() * 1000),
-        )
-        await self._webhooks.schedule(message, now_ms)
+        triggers = parse_filter(record.webhook_filter) if record.webhook_filter else DEFAULT_FILTER
+        begun = summary.counts["total"] > summary.counts.get("queued", 0)
+        if STARTED in triggers and begun:
+            await self._webhooks.schedule(
+                _message(batch_id, record, summary, STARTED, now_ms), now_ms
+            )
+        if not summary.finished:
+            return False
+        if COMPLETED in triggers:
+            finished = summary.finished_at or datetime.now(UTC)
+            event_ms = int(finished.timestamp() * 1000)
+            await self._webhooks.schedule(
+                _message(batch_id, record, summary, COMPLETED, event_ms), now_ms
+            )
         await self._webhooks.unwatch(batch_id)
         return True
+
+
+def _message(
+    batch_id: str, record: records.BatchRecord, summary: sql.Summary, trigger: str, event_ms: int
+) -> Message:
+    """The batch's message for `trigger`, its body the batch as it is now; `event_ms` when what
+    it tells of happened (a start is known when it is seen)."""
+    return Message(
+        webhook_id=message_id(batch_id, trigger),
+        job_id=batch_id,
+        trigger=trigger,
+        url=record.webhook,
+        tenant=record.tenant,
+        partition=0,
+        lane=DEFAULT_LANE.name,
+        body=render(batch_id, summary),
+        event_ms=event_ms,
+    )

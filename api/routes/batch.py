@@ -64,7 +64,7 @@ async def submit_batch(
     )
     counts, answers = await submission.accept_batch(svc, context, body.items)
     if body.webhook is not None and counts["accepted"]:
-        await submission.watch_batch(svc, context, body.webhook)
+        await submission.watch_batch(svc, context, body.webhook, body.webhook_filter)
     return _render(context.batch_id, counts, answers)
 
 

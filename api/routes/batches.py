@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from email.message import Message as MimeMessage
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -31,6 +31,7 @@ from api.responses import (
 )
 from api.schemas import UnprocessableProblem, WebhookUrl
 from api.webhooks import admit_webhook
+from domain.webhooks import DEFAULT_FILTER, format_filter
 from readmodel import batches as sql
 from readmodel.listing import last_position
 from runtime.webhookurls import MAX_URL_CHARS
@@ -235,8 +236,14 @@ async def submit_file(
     key: IdempotencyKey,
     cancel_after_ms: CancelAfterMs,
     webhook: BatchWebhook = None,
+    webhook_events_filter: BatchWebhookFilter = None,
 ) -> Response:
     _require_json_lines(request.headers.get("content-type"))
+    if webhook_events_filter is not None and webhook is None:
+        raise RefusedRequestError(
+            "validation-error", "Invalid request", "webhook_events_filter is given only with "
+            "webhook", status=422,
+        )  # fmt: skip
     if webhook is not None:
         # Before a line is read: a refused URL refuses the file, as a batch's body would.
         await admit_webhook(svc, webhook)
@@ -256,7 +263,8 @@ async def submit_file(
         log.info("batch %s: the client went away while sending its file", context.batch_id)
         return Response(status_code=400)  # to no one
     if webhook is not None and outcome.jobs:
-        await submission.watch_batch(svc, context, webhook)
+        triggers = format_filter(webhook_events_filter or DEFAULT_FILTER)
+        await submission.watch_batch(svc, context, webhook, triggers)
     return _answer(outcome, key)
 
 
@@ -270,6 +278,15 @@ BatchWebhook = Annotated[
         "refused (422 webhook-refused) by the rules of a job's `webhook`. Each line may name a "
         "webhook of its own besides.",
         examples=["https://example.com/hooks/batches"],
+    ),
+]
+BatchWebhookFilter = Annotated[
+    list[Literal["started", "completed"]] | None,
+    Query(
+        min_length=1,
+        description="When the batch's webhook is sent (repeat the parameter for both): "
+        "`started` (a job of it has begun, or ended) and `completed` (every job of it is "
+        "terminal); `completed` when omitted. Only with `webhook`.",
     ),
 ]
 

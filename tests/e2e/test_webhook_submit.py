@@ -124,16 +124,20 @@ def test_a_batch_webhook_that_is_refused_refuses_the_whole_batch(api: Service):
     problem_of(api.http.post("/v1/inference/batch", json=body), 422, "webhook-refused")
     body = {"items": [{"text": "one"}], "webhook_events_filter": ["completed"]}
     problem_of(api.http.post("/v1/inference/batch", json=body), 422, "validation-error")
-    body = {"items": [{"text": "one"}], "webhook": PUBLIC, "webhook_events_filter": ["started"]}
+    body = {"items": [{"text": "one"}], "webhook": PUBLIC, "webhook_events_filter": ["ended"]}
     problem_of(api.http.post("/v1/inference/batch", json=body), 422, "validation-error")
 
 
 def test_a_batch_files_webhook_that_is_refused_refuses_the_file_before_a_line(api: Service):
     content = (json.dumps({"custom_id": "a", "text": "one"}) + "\n").encode()
     headers = {"Content-Type": "application/x-ndjson"}
-    refusals = [("http://10.0.0.1/hook", "webhook-refused"), ("ftp://x/", "validation-error")]
-    for url, slug in refusals:
-        params = {"webhook": url}
+    refusals = [
+        ({"webhook": "http://10.0.0.1/hook"}, "webhook-refused"),
+        ({"webhook": "ftp://x/"}, "validation-error"),
+        ({"webhook": PUBLIC, "webhook_events_filter": "ended"}, "validation-error"),
+        ({"webhook_events_filter": "started"}, "validation-error"),  # without a webhook
+    ]
+    for params, slug in refusals:
         sent = api.http.post("/v1/batches", params=params, content=content, headers=headers)
         problem_of(sent, 422, slug)
     listed = api.http.get("/v1/jobs").json()["items"]

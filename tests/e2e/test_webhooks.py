@@ -326,6 +326,45 @@ def test_a_batch_file_is_sent_once_complete_when_its_request_names_a_webhook(
     batch_sent_once_complete(service, receiver, response, whole, jobs=3)
 
 
+def test_a_batch_whose_filter_names_started_is_sent_when_it_starts_and_when_it_completes(
+    service: Service, receiver: Receiver
+):
+    both, started_only = path("ok"), path("ok")
+    body = {
+        "items": [{"text": f"begun {i}"} for i in range(2)],
+        "webhook": receiver.url(both),
+        "webhook_events_filter": ["started", "completed"],
+    }
+    response = service.http.post("/v1/inference/batch", json=body)
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["batch_id"]
+    sent = receiver.wait_for(both, 2)
+    assert {r.webhook_id for r in sent} == {f"msg_{batch_id}_started", f"msg_{batch_id}_completed"}
+    assert all(verified(r, secret_of(service)) for r in sent)
+    assert all(r.json["batch_id"] == batch_id for r in sent)
+    # A file's batch, as a query parameter; started alone: nothing when it completes.
+    file = service.http.post(
+        "/v1/batches",
+        params={"webhook": receiver.url(started_only), "webhook_events_filter": "started"},
+        content=(json.dumps({"custom_id": "x", "text": "begun"}) + "\n").encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert file.status_code == 202, file.text
+    file_batch = file.json()["batch_id"]
+    (request,) = receiver.wait_for(started_only, 1)
+    assert request.webhook_id == f"msg_{file_batch}_started"
+    wait_until_completed(service, file_batch)
+    time.sleep(1.5)  # looked at again after it completed: nothing more is sent
+    assert len(receiver.at(started_only)) == 1
+
+
+def wait_until_completed(service: Service, batch_id: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while service.http.get(f"/v1/batches/{batch_id}").json()["status"] != "completed":
+        assert time.monotonic() < deadline, f"batch {batch_id} never completed"
+        time.sleep(0.1)
+
+
 def test_a_scheduled_retry_survives_a_restart_of_the_notifier_and_of_redis(
     make_service: ServiceFactory, receiver: Receiver, tmp_path
 ):

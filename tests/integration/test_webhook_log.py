@@ -84,3 +84,33 @@ def test_messages_are_leased_once_and_only_the_holder_writes(
     assert redis_client.zscore(names.webhooks_due(0), m.webhook_id) == 20_000
     fields = redis_client.hgetall(names.webhook(0, m.webhook_id))
     assert (fields["attempts"], fields["state"]) == ("0", "pending")
+
+
+def test_a_batch_watched_for_its_webhook_keeps_its_filter_and_an_older_record_reads_completed(
+    redis_url, redis_cluster, redis_client, names
+):
+    from eventlog import batches
+
+    async def watch(*watched: tuple[str, str]) -> None:
+        client = connect_async(redis_url, redis_cluster)
+        try:
+            # Something read first, as any process has before it watches a batch: redis-py's
+            # cluster client made and used for a transaction at once fails on its event loop.
+            await batches.read(client, names, watched[0][0])
+            for batch_id, triggers in watched:
+                await batches.add_jobs(client, names, batch_id, "acme", datetime.now(UTC), 2, 3600)
+                await batches.watch(
+                    client, names, batch_id, "acme", "https://e.com/h", 3600, triggers
+                )
+        finally:
+            await client.aclose()
+
+    asyncio.run(watch(("b-both", "started,completed"), ("b-old", "")))
+    record = batches.read_blocking(redis_client, names, "b-both")
+    assert record is not None
+    assert (record.webhook, record.webhook_filter) == ("https://e.com/h", "started,completed")
+    assert "b-both" in redis_client.zrange(names.webhook_batches, 0, -1)
+    # A record written before the filter was kept: its webhook is sent on completion only.
+    redis_client.hdel(names.batch("b-old"), batches.WEBHOOK_FILTER)
+    old = batches.read_blocking(redis_client, names, "b-old")
+    assert old is not None and old.webhook_filter == ""

@@ -114,15 +114,17 @@ def immediate_alerts() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def stack(make_service: ServiceFactory) -> tuple[Service, dict[str, list[str]]]:
     service = make_service()
-    ports = {name: free_port() for name in ("projector", *CONSUMERS)}
+    ports = {name: free_port() for name in ("projector", "notifier", *CONSUMERS)}
     service.start("projector", METRICS_PORT=str(ports["projector"]))
     for name in CONSUMERS:
         service.start("consumer", name, METRICS_PORT=str(ports[name]))
+    service.start("notifier", METRICS_PORT=str(ports["notifier"]))
     service.start("api")  # serves /metrics on its own port
     targets = {
         "api": [f"127.0.0.1:{service.port}"],
         "projector": [f"127.0.0.1:{ports['projector']}"],
         "consumer": [f"127.0.0.1:{ports[name]}" for name in CONSUMERS],
+        "notifier": [f"127.0.0.1:{ports['notifier']}"],
     }
     return service, targets
 

@@ -217,24 +217,37 @@ class _ServerBase:
 
 
 def _redis_server_pid(port: int) -> int | None:
-    """``process_id`` from ``INFO server`` of whatever answers on ``port``, else None
-    (not listening, still loading the AOF, ...)."""
-    request = b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
+    """``process_id`` from ``INFO server`` of whatever answers on ``port`` once its data is
+    loaded, else None (not listening, still loading the AOF: INFO answers while the commands
+    that read data are refused with -LOADING)."""
+    request = b"*3\r\n$4\r\nINFO\r\n$6\r\nserver\r\n$11\r\npersistence\r\n"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(request)
             reply = b""
-            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+            while not _whole_bulk(reply):
                 chunk = sock.recv(65536)
                 reply += chunk
-                if not chunk or reply.startswith(b"-"):  # closed, or -LOADING etc.
+                if not chunk or reply.startswith(b"-"):  # closed, or an error
                     return None
     except OSError:
         return None
-    for line in reply.decode(errors="replace").splitlines():
-        if line.startswith("process_id:"):
-            return int(line.partition(":")[2])
-    return None
+    fields = dict(
+        line.partition(":")[::2]
+        for line in reply.decode(errors="replace").splitlines()
+        if ":" in line
+    )
+    if fields.get("loading") != "0" or "process_id" not in fields:
+        return None
+    return int(fields["process_id"])
+
+
+def _whole_bulk(reply: bytes) -> bool:
+    """Whether `reply` holds a whole RESP bulk string ($<length>, the bytes, CRLF)."""
+    header, found, rest = reply.partition(b"\r\n")
+    if not found or not header.startswith(b"$"):
+        return False
+    return len(rest) >= int(header[1:]) + 2
 
 
 class EmbeddedRedis(_ServerBase):

@@ -227,10 +227,12 @@ def test_racing_workers_write_one_outcome_per_job_into_its_own_lane(
         for event in events:
             by_job.setdefault(event.job_id, []).append(type(event).__name__)
         # Every event of a lane's jobs is in that lane, and only theirs: in order, one outcome.
+        # A job claimed from a worker still running it (claim_idle_ms is short, and a loaded
+        # machine slow) starts again: one JobStarted per delivery, still one outcome.
         assert sorted(by_job) == sorted(jobs[lane])
-        assert all(
-            types == ["JobRequested", "JobStarted", "JobSucceeded"] for types in by_job.values()
-        ), lane
+        for job_id, types in by_job.items():
+            assert types[0] == "JobRequested" and types[-1] == "JobSucceeded", (lane, job_id, types)
+            assert set(types[1:-1]) == {"JobStarted"}, (lane, job_id, types)
         consumers |= {e.consumer for e in events if isinstance(e, JobSucceeded)}
         assert pending(redis_client, names, lane) == 0
     assert consumers == {"w1", "w2"}

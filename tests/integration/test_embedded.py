@@ -144,3 +144,22 @@ def test_server_dies_with_its_parent(kind: str, shared_tmp: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_restarted_redis_is_ready_only_once_its_data_is_loaded(tmp_path: Path) -> None:
+    # Enough data that loading the AOF takes a while: Valkey answers INFO meanwhile, but
+    # refuses every read with -LOADING.
+    with embedded_redis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        for start in range(0, 400_000, 50_000):
+            pipe = client.pipeline(transaction=False)
+            for i in range(start, start + 50_000):
+                pipe.set(f"k{i}", "v" * 20)
+            pipe.execute()
+        client.close()
+        time.sleep(AOF_FSYNC_WAIT)
+        server.kill()
+        server.restart()
+        client = redis.Redis.from_url(server.url)
+        assert client.get("k399999") == b"v" * 20  # no BusyLoadingError: loaded before ready
+        client.close()

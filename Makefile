@@ -20,11 +20,25 @@ run: install
 
 ## The whole suite; then the integration and end-to-end suites once more on a local Redis
 ## Cluster (3 masters, a replica each) with a log of 3 partitions; then, when a Docker engine
-## answers, the integration tests against Redis and PostgreSQL containers (testcontainers),
-## whatever REDIS_URL / DATABASE_URL say. The cluster run leaves out the tests that start
-## clusters of their own.
-CLUSTER_SUITE := tests/integration tests/e2e --ignore=tests/integration/test_local_cluster.py \
-  --ignore=tests/e2e/test_cluster.py --ignore=tests/e2e/test_failover.py
+## answers, the integration tests of the servers' use against Redis and PostgreSQL containers
+## (testcontainers), whatever REDIS_URL / DATABASE_URL say.
+## The cluster run leaves out the tests that start clusters of their own, and those that a
+## partitioned log cannot change: what reads PostgreSQL only (keys, listing, secrets,
+## migrations), the bench's and the deployment's own machinery, the embedded servers, the
+## OpenAPI contract and the models.
+NOT_ON_CLUSTER := integration/test_local_cluster e2e/test_cluster e2e/test_failover \
+  integration/test_bench_celery integration/test_bench_cpu_servers integration/test_bench_fairness \
+  integration/test_bench_http integration/test_bench_profiles integration/test_bench_webhooks \
+  integration/test_deploy_files integration/test_kubernetes_manifests integration/test_embedded \
+  integration/test_key_commands integration/test_listing integration/test_migrations \
+  integration/test_webhook_secrets e2e/test_openapi e2e/test_contract e2e/test_make_run \
+  e2e/test_models e2e/test_prometheus e2e/test_tracing_spans e2e/test_webhook_secrets
+CLUSTER_SUITE := tests/integration tests/e2e $(NOT_ON_CLUSTER:%=--ignore=tests/%.py)
+## The containers prove the fixtures' second way to servers (and the servers' versions there):
+## the tests of the log, the projection and the queries, not the bench's or deployment's.
+NOT_IN_CONTAINERS := local_cluster bench_celery bench_cpu_servers bench_fairness bench_http \
+  bench_profiles bench_webhooks deploy_files kubernetes_manifests embedded key_commands
+CONTAINERS_SUITE := tests/integration $(NOT_IN_CONTAINERS:%=--ignore=tests/integration/test_%.py)
 test: install
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-cluster
@@ -38,7 +52,7 @@ test-cluster: install
 
 test-containers: install
 	$(PY) -m devstack images --standins
-	env -u REDIS_URL -u DATABASE_URL $(PY) -m pytest tests/integration -p no:cacheprovider
+	env -u REDIS_URL -u DATABASE_URL $(PY) -m pytest $(CONTAINERS_SUITE) -p no:cacheprovider
 
 lint: install
 	$(PY) -m ruff check .

@@ -4,8 +4,9 @@ charged to its rate limits), and the request's Idempotency-Key."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -47,6 +48,8 @@ class Services:
     limiter: RateLimiter
     tenant_label: TenantLabels
     webhook_secrets: SecretStore
+    # One batch's items judged at a time (api.submission.judge).
+    judging: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def timeout_s(self) -> float:

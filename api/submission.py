@@ -295,7 +295,7 @@ async def watch_batch(svc: Services, context: BatchContext, url: str, triggers: 
 
 # Items judged between two yields to the event loop: judging a thousand takes tens of
 # milliseconds of CPU, which a single job's request would otherwise wait behind.
-JUDGE_RUN = 100
+JUDGE_RUN = 50
 
 
 async def judge(
@@ -308,6 +308,21 @@ async def judge(
     """An answer for every item (final for the rejected ones) and the entries to submit;
     `first_index` is the first item's place in the whole batch, or `numbers` each item's
     number (a file's line numbers)."""
+    # Batches take turns: each yield below would otherwise let every other batch being judged
+    # take a run too, and a single job's request waited for all of those runs at each of its
+    # own awaits (over 100 ms with four clients posting batches). A batch waiting for its turn
+    # holds nothing, and the others' Redis work goes on meanwhile.
+    async with svc.judging:
+        return await _judge(items, svc, context, first_index, numbers)
+
+
+async def _judge(
+    items: Sequence[Any],
+    svc: Services,
+    context: BatchContext,
+    first_index: int,
+    numbers: Sequence[int] | None,
+) -> tuple[list[Answer], Pending]:
     answers: list[Answer] = []
     pending: Pending = []
     version_errors: dict[str, ModelVersionError | None] = {}  # one lookup per version

@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     client = connect(settings.redis_url, cluster)
     # No pre-ping: a round trip per batch. A connection lost mid-batch fails the batch, which
     # the runner retries (the pool drops the broken connection). One connection per partition
-    # thread at a time, and some to spare.
-    pool_size = max(5, len(settings.served) + 2)
+    # thread at a time (two threads per partition, projector.fleet), and some to spare.
+    pool_size = max(5, 2 * len(settings.served) + 2)
     engine = create_engine(settings.database_url, pool_size=pool_size)
     try:
         if args.command in (None, "run"):

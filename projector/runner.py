@@ -17,7 +17,9 @@ interactive work:
 
 A round of bulk work is what an interactive entry can find the projector busy with, so
 `bulk_read_count` bounds the wait that bulk backlogs add to interactive jobs: a few hundred
-entries, tens of milliseconds, and about the drain rate of rounds of `read_count`. Lanes are
+entries, tens of milliseconds, and about the drain rate of rounds of `read_count`. A running
+projector (projector.fleet) therefore serves each kind of lane in a thread and a transaction of
+its own (`serves`): an interactive entry is applied while a bulk round is, not after it. Lanes are
 found (`known_lanes`) at start, every `lanes_refresh_ms`, whenever every lane came back empty and
 when the set of lanes grew before a bulk round. A partition's lanes share its hash tag, so one
 XREAD reads many of them on a Redis Cluster too.
@@ -29,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 import redis
 from psycopg.errors import UndefinedTable
@@ -78,6 +81,10 @@ def _always() -> bool:
 # Each lane of a partition this projector serves, and its checkpoint.
 Positions = Mapping[Lane, Checkpoint]
 
+# Which of a partition's lanes a projector serves: every one (rebuilds, tests, one thread), or
+# one kind (a running projector's two threads per partition, projector.fleet).
+LaneKinds = Literal["all", "interactive", "bulk"]
+
 
 def entries_read(positions: Positions) -> int:
     """How many entries the lanes' checkpoints have passed, all lanes together."""
@@ -93,8 +100,15 @@ def bulk_share(budget: int, lanes: int) -> int:
 class Projector:
     """Projects the lanes of the partition of its store."""
 
-    def __init__(self, settings: ProjectorSettings, client: Client, store: ProjectionStore) -> None:
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        client: Client,
+        store: ProjectionStore,
+        serves: LaneKinds = "all",
+    ) -> None:
         self._settings = settings
+        self.serves = serves
         self._redis = client
         self._store = store
         self.partition = store.partition
@@ -151,19 +165,27 @@ class Projector:
     def positions(self) -> dict[Lane, Checkpoint]:
         """Every lane of the partition (those registered, and any with a checkpoint) at its
         stored checkpoint: where projecting starts, or starts again."""
-        stored = self._store.checkpoints()
+        stored = {lane: at for lane, at in self._store.checkpoints().items() if self._serving(lane)}
         self._next_lanes = time.monotonic() + self._settings.lanes_refresh_ms / 1000
         # Counted first: a lane registered in between is found now and counted once more.
         self._registered = int(self._redis.scard(self._names.lanes(self.partition)))
         registered = known_lanes(self._redis, self._names, self.partition)
-        positions = {lane: stored.get(lane, Checkpoint()) for lane in registered}
+        positions = {
+            lane: stored.get(lane, Checkpoint()) for lane in registered if self._serving(lane)
+        }
         positions.update(stored)
         self._serve(positions)
         return positions
 
+    def _serving(self, lane: Lane) -> bool:
+        if self.serves == "all":
+            return True
+        return lane.interactive == (self.serves == "interactive")
+
     def _maybe_trim(self) -> None:
         interval = self._settings.trim_interval_s
-        if not interval or time.monotonic() < self._next_trim:
+        # Trimming covers every lane of the partition: the bulk lanes' thread does it.
+        if self.serves == "interactive" or not interval or time.monotonic() < self._next_trim:
             return
         self._next_trim = time.monotonic() + interval
         names, keep = self._settings.names, self._settings.trim_keep_seconds
@@ -181,7 +203,7 @@ class Projector:
             read = self._read(self._bulk, positions, self._bulk_share())
         if not read:
             read = self._read(self._interactive, positions, settings.read_count)
-            if not read and self._bulk and self._lanes_grew():
+            if not read and self._bulk and self._interactive_too() and self._lanes_grew():
                 positions = self._found(positions, force=True)
                 read = self._read(self._interactive, positions, settings.read_count)
             self._bulk_turn = bool(read)
@@ -195,6 +217,9 @@ class Projector:
                 # never longer than the time between two. Bulk entries that end the wait come
                 # in a bulk round's share at most, as in step 2.
                 wait = min(block, settings.lanes_refresh_ms)
+                if not self._lanes:  # none of this projector's kind yet: nothing to block on
+                    time.sleep(wait / 1000)
+                    return dict(positions)
                 count = settings.read_count
                 if self._bulk:
                     count = min(count, self._bulk_share())
@@ -202,6 +227,11 @@ class Projector:
         if not read:
             return dict(positions)
         return self._apply(positions, read)
+
+    def _interactive_too(self) -> bool:
+        # Only a projector of every lane reads bulk rounds that a new interactive lane's first
+        # entry could wait behind.
+        return self.serves == "all"
 
     def _bulk_share(self) -> int:
         return bulk_share(self._settings.bulk_read_count, len(self._bulk))
@@ -255,7 +285,7 @@ class Projector:
             return positions
         self._next_lanes = now + self._settings.lanes_refresh_ms / 1000
         registered = known_lanes(self._redis, self._names, self.partition)
-        new = [lane for lane in registered if lane not in positions]
+        new = [lane for lane in registered if lane not in positions and self._serving(lane)]
         if new or not self._lanes:
             stored = self._store.checkpoints() if new else {}
             positions = {**positions, **{lane: stored.get(lane, Checkpoint()) for lane in new}}

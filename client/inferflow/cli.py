@@ -28,6 +28,7 @@ from inferflow import errors
 from inferflow.batchfile import PART_LINES, BatchRun
 from inferflow.client import Client
 from inferflow.progress import Progress
+from inferflow.retrying import RetryPolicy
 from inferflow.types import Event, Job
 
 OK, FAILED, USAGE, AUTH, NOT_FOUND, UNAVAILABLE, REFUSED, TIMED_OUT = range(8)
@@ -48,10 +49,19 @@ _EXIT_OF: list[tuple[type[Exception], int]] = [
 ]
 
 
+_DEFAULTS = {"url": None, "api_key": None, "json": False, "timeout": 30.0, "retries": 8}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Not parser defaults: the common options' actions are shared by every command's parser,
+    # and a default set on one would override what was given before the command.
+    for name, value in _DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
     try:
-        with Client(args.url, args.api_key, timeout=args.timeout) as client:
+        retry = RetryPolicy(max_retries=max(0, args.retries))
+        with Client(args.url, args.api_key, timeout=args.timeout, retry=retry) as client:
             code: int = args.run(client, args, sys.stdout)
             return code
     except KeyboardInterrupt:
@@ -74,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
         help="JSON output (one object per line) instead of a table",
     )
     common.add_argument(
+        "--retries",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="retries of a 429, 503 or broken connection (default 8)",
+    )
+    common.add_argument(
         "--timeout",
         type=float,
         default=argparse.SUPPRESS,
@@ -86,7 +102,6 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 a job failed, 2 usage, 3 key refused, 4 not found, "
         "5 unavailable, 6 request refused, 7 wait ran out, 130 interrupted.",
     )
-    top.set_defaults(url=None, api_key=None, json=False, timeout=30.0)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[..., int], help: str) -> argparse.ArgumentParser:

@@ -66,6 +66,7 @@ bench: install
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.recovery
 	$(PY) -m bench.batchfile --json .run/bench-batchfile.json
+	$(PY) -m bench.clientbatch --json .run/bench-clientbatch.json
 
 ## Local stand-ins for the redis, postgres and python images, and the service's image on them,
 ## for machines with a Docker engine and no image registry (built once, kept by the engine).

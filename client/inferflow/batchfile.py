@@ -36,6 +36,8 @@ STATE_VERSION = 1
 PROBLEM = "urn:inferflow:problem:"
 POLL_S = 0.5
 RESULT_TRIES = 5
+# Parts whose batches' progress is read while waiting for the first of them.
+LOOKAHEAD = 8
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ class BatchRun:
                 if index < self.state.written:
                     continue
                 record = self.state.parts[str(index)]
-                results = self._finished(record["batch_id"])
+                results = self._finished(index)
                 for line in part:
                     sink.write(self._outcome(line, record["bad"], results))
                 sink.flush()
@@ -248,16 +250,22 @@ class BatchRun:
         self.progress.show("done", self.summary.lines, self._failed(), force=True)
         self.progress.finish()
 
-    def _finished(self, batch_id: str | None) -> dict[str, ResultLine]:
-        """The results of the batch, once every job of it has ended; progress meanwhile."""
+    def _finished(self, index: int) -> dict[str, ResultLine]:
+        """The results of part `index`'s batch once every job of it has ended; meanwhile the
+        progress of it and of the next few parts' batches (later parts run alongside)."""
+        batch_id = self.state.parts[str(index)]["batch_id"]
         if batch_id is None:
             return {}
         while True:
-            batch = self.client.batch(batch_id)
-            ended = self.summary.lines + batch.counts.ended
-            failed = self._failed() + batch.counts.failed + batch.counts.cancelled
+            ahead = [
+                self.state.parts.get(str(i), {}).get("batch_id")
+                for i in range(index, index + LOOKAHEAD)
+            ]
+            batches = [self.client.batch(b) for b in ahead if b is not None]
+            ended = self.summary.lines + sum(b.counts.ended for b in batches)
+            failed = self._failed() + sum(b.counts.failed + b.counts.cancelled for b in batches)
             self.progress.show("running", ended, failed)
-            if batch.done:
+            if batches[0].done:
                 return self._results(batch_id)
             time.sleep(POLL_S)
 

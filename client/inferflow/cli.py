@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = args.run(client, args, sys.stdout)
             return code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        again = "; the same command resumes" if args.command == "batch" else ""
+        print(f"interrupted{again}", file=sys.stderr)
         return INTERRUPTED
     except errors.InferFlowError as exc:
         print(f"inferflow: {exc}", file=sys.stderr)

@@ -316,14 +316,18 @@ def _emit(
 ) -> None:
     """JSON Lines, or a table of fixed column widths: rows are written as they come (a live
     stream, a listing of a million jobs), never held to be measured."""
-    if not as_json:
-        _row([name.upper() for name in columns], columns, out)
+    header = not as_json
     for row in rows:
         if as_json:
             out.write(json.dumps(plain(row)) + "\n")
         else:
+            if header:  # once the first row came: an error prints no table at all
+                _row([name.upper() for name in columns], columns, out)
+                header = False
             _row(cells(row), columns, out)
         out.flush()
+    if header:
+        _row([name.upper() for name in columns], columns, out)
 
 
 def _row(cells: list[str], columns: dict[str, int], out: TextIO) -> None:

@@ -30,8 +30,9 @@ from tests.e2e.receiver import Receiver
 pytestmark = pytest.mark.e2e
 
 SPAM = "limited time offer, click now"
-# Long enough for a cancel to find the job queued or running, within INFERENCE_TIMEOUT_MS.
-SLOW = "[[sleep_ms:400]] see you at seven"
+# About 2 s of running (four attempts of 450 ms, each within INFERENCE_TIMEOUT_MS): a cancel
+# sent right after finds it unfinished, even on a loaded machine.
+SLOW = "[[sleep_ms:450]] [[transient:3]] see you at seven"
 
 
 class Recording(httpx.HTTPTransport):

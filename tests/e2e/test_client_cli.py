@@ -23,6 +23,9 @@ pytestmark = pytest.mark.e2e
 
 INFERFLOW = str(Path(sys.executable).parent / "inferflow")
 SPAM = "limited time offer, click now"
+# Running for about 2 s (four attempts of 450 ms, within INFERENCE_TIMEOUT_MS): a command
+# started after it (a process start each) still finds it unfinished.
+SLOW = "[[sleep_ms:450]] [[transient:3]] see you at seven"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def test_submit_get_events_jobs_and_cancel_print_tables_or_json(service: Service
     header, *rows = out.splitlines()
     assert header.split()[:3] == ["JOB_ID", "STATUS", "LABEL"] and len(rows) == 1
 
-    code, out, _ = run(service, "submit", "[[sleep_ms:400]] see you at seven", "--json")
+    code, out, _ = run(service, "submit", SLOW, "--json")
     slow = json.loads(out)["job_id"]
     code, out, _ = run(service, "cancel", slow, "--json")
     assert code == 0 and json.loads(out)["status"] == "cancelled"
@@ -122,8 +125,10 @@ def test_a_batch_file_gets_one_output_line_per_input_line(service: Service, tmp_
         '{"custom_id": "c", "text": "[[permanent]] fails"}\n'
     )
     output = tmp_path / "out.jsonl"
-    code, out, err = run(service, "batch", str(source), "-o", str(output), "--json")
+    code, out, err = run(service, "batch", str(source), "-o", str(output), "--json", "--progress")
     assert code == 1, err  # not every line succeeded
+    last = err.splitlines()[-1]  # the progress bar's final state (its \r read as a line end)
+    assert last.startswith("done") and "6/6" in last and "failed 4" in last, err
     assert json.loads(out) == {
         "output": str(output),
         "lines": 6,

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from inferflow.batchfile import fingerprint, parts, read_lines
-from inferflow.progress import eta, line
+from inferflow.progress import Progress, eta, line
 from inferflow.sse import Parser
 
 
@@ -65,3 +66,19 @@ def test_parts_are_the_same_on_every_read(tmp_path):
     first = [[x.custom_id for x in part] for part in parts(source, 10)]
     assert [len(p) for p in first] == [10, 10, 5]
     assert first == [[x.custom_id for x in part] for part in parts(source, 10)]
+
+
+def test_the_bar_is_redrawn_in_place_only_when_on():
+    shown = io.StringIO()
+    bar = Progress(100, stream=shown, enabled=True, hz=1000)
+    bar.show("running", 50, 1, force=True)
+    bar.show("done", 100, 1, force=True)
+    bar.finish()
+    first, second = shown.getvalue().split("\r")[1:]
+    assert first.startswith("running") and "50/100" in first and first.endswith("\x1b[K")
+    assert second.startswith("done") and "100/100" in second and second.endswith("\n")
+    quiet = io.StringIO()
+    off = Progress(100, stream=quiet, enabled=False)
+    off.show("running", 50, 0, force=True)
+    off.finish()
+    assert quiet.getvalue() == ""

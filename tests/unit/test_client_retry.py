@@ -3,6 +3,7 @@ submission keeps its Idempotency-Key (so the server can never make a second job 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from inferflow import Client, NotFound, RateLimited, RetryPolicy, Unavailable
+from inferflow import AsyncClient, Client, NotFound, RateLimited, RetryPolicy, Unavailable
 from inferflow.retrying import retry_after
 
 NOW = datetime(2026, 12, 7, 1, 0, 0, tzinfo=UTC)
@@ -123,3 +124,21 @@ def test_the_client_imports_nothing_of_the_server():
     probe = f"import sys, inferflow.cli; print([m for m in {server} if m in sys.modules])"
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert found.stdout.strip() == "[]", found.stderr
+
+
+def test_the_async_client_retries_the_same_way():
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return _problem(429, "rate-limited", **{"Retry-After": "0"})
+        return httpx.Response(202, json={"job_id": "j-2", "status": "queued"})
+
+    async def run() -> str:
+        transport = httpx.MockTransport(answer)
+        async with AsyncClient("http://api", transport=transport) as client:
+            return (await client.submit("hello", idempotency_key="mine")).job_id
+
+    assert asyncio.run(run()) == "j-2"
+    assert [r.headers["Idempotency-Key"] for r in seen] == ["mine", "mine"]

@@ -270,13 +270,15 @@ class BatchRun:
             time.sleep(POLL_S)
 
     def _results(self, batch_id: str) -> dict[str, ResultLine]:
-        for attempt in range(RESULT_TRIES):
+        # A results stream cut short is an error, not the end: read it again, whole.
+        tries = 1
+        while True:
             try:
                 return {r.custom_id or r.job_id: r for r in self.client.batch_results(batch_id)}
             except (httpx.TransportError, ConnectionFailed):
-                if attempt == RESULT_TRIES - 1:
+                if tries == RESULT_TRIES:
                     raise
-        raise AssertionError("unreachable")
+                tries += 1
 
     def _outcome(self, line: Line, bad: dict[str, Any], results: dict[str, ResultLine]) -> bytes:
         found = results.get(line.custom_id) if line.body is not None else None

@@ -2,8 +2,8 @@
 
 Exit codes (client/README.md lists them too):
   0  done; every job succeeded (submit --wait, batch)
-  1  a job failed or was cancelled (submit --wait), or some lines of a batch did not succeed
-  2  usage error
+  1  a job failed or was cancelled (submit/get --wait), or some lines of a batch did not succeed
+  2  usage error (also a URL that is not http(s))
   3  the key was refused (401) or lacks the scope (403)
   4  no such job or batch (404)
   5  the service was unavailable or rate limited, still after the retries
@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+import httpx
 
 from inferflow import errors
 from inferflow.batchfile import PART_LINES, BatchRun
@@ -71,6 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.InferFlowError as exc:
         print(f"inferflow: {exc}", file=sys.stderr)
         return next((code for kind, code in _EXIT_OF if isinstance(exc, kind)), REFUSED)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        print(f"inferflow: bad --url / INFERFLOW_URL: {exc}", file=sys.stderr)
+        return USAGE
+    except BrokenPipeError:
+        # The reader went away (`inferflow jobs | head`): nothing is wrong here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
 
 
 def parser() -> argparse.ArgumentParser:

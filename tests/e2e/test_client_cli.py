@@ -91,6 +91,7 @@ def test_submit_get_events_jobs_and_cancel_print_tables_or_json(service: Service
         (["submit", "[[permanent]] hello", "--wait"], 1, ""),  # the job failed
         ([], 2, "usage"),
         (["get"], 2, "usage"),
+        (["--url", "ftp://127.0.0.1", "jobs"], 2, "unsupported protocol"),
         (["get", str(uuid.uuid4())], 4, "404"),
         (["submit", "   "], 6, "validation-error"),
         (["submit", "[[sleep_ms:400]] hello", "--wait", "0.05"], 7, ""),  # still running

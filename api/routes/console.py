@@ -9,7 +9,9 @@ description: these are pages, not the API.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -39,6 +41,7 @@ PAGE_JOBS = 25
 BATCHES_LISTED = 50
 # The overview's window: a chart of the last minutes.
 OVERVIEW_MINUTES = 5
+_REF = re.compile(deadletters.REF_PATTERN)
 NOTICES = {
     "cancelled": "Cancel sent: the job is cancelled.",
     "batch-cancelled": "Cancel sent: the batch's unfinished jobs are being cancelled.",
@@ -91,9 +94,10 @@ async def sign_in(request: Request, svc: ServicesDep) -> Response:
     try:
         await svc.auth.principal([f"Bearer {key}"])
     except UnauthenticatedError:
+        # 200, a form shown again with its error: a status of 4xx would be an error in the
+        # browser's console for what is an ordinary typo.
         return page(
             "sign_in.html",
-            status_code=401,
             section="sign-in",
             error="That key was not accepted: it is unknown, revoked or mistyped.",
         )
@@ -165,7 +169,6 @@ async def jobs_page(
         error = exc.detail
     return page(
         "jobs.html",
-        status_code=400 if error else 200,
         **context,
         jobs=jobs,
         error=error,
@@ -204,7 +207,6 @@ async def _job_answer(
     events, _ = await timelines.catch_up(svc, job_id, lane)
     return page(
         "job.html",
-        status_code=409 if error else 200,
         **context,
         job=job,
         events=[timelines.body(event) for event in events],
@@ -255,7 +257,6 @@ async def _batch_answer(
     counts = found.body.counts
     return page(
         "batch.html",
-        status_code=409 if error else 200,
         **context,
         batch=found.body,
         tenant=found.tenant,
@@ -296,20 +297,23 @@ async def batch_results(request: Request, svc: ServicesDep, batch_id: str) -> Re
 
 
 @router.get("/dead-letters")
-async def dead_letters_page(request: Request, svc: ServicesDep) -> Response:
-    visit = await _visit(request, svc, Scope.ADMIN)
-    return await _letters_answer(request, svc, visit)
-
-
-async def _letters_answer(
-    request: Request, svc: ServicesDep, visit: Visit, redriven: list[Any] | None = None
+async def dead_letters_page(
+    request: Request,
+    svc: ServicesDep,
+    redriven: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
+    visit = await _visit(request, svc, Scope.ADMIN)
     letters = [deadletters.body(letter) for letter in await deadletters.letters(svc)]
+    done = None
+    if redriven is not None:
+        # What the redrive before this page did, as it sent it here: shown only when well formed.
+        pairs = [item.partition(" ") for item in redriven]
+        done = [(ref, job) for ref, _, job in pairs if _REF.match(ref) and is_job_id(job)]
     return page(
         "dead_letters.html",
         **_common(request, visit, "dead-letters"),
         letters=letters,
-        redriven=redriven,
+        redriven=done,
     )
 
 
@@ -319,7 +323,9 @@ async def redrive(request: Request, svc: ServicesDep) -> Response:
     fields = await session.checked_form(request, visit)
     refs = None if fields.get("all") else [fields.get("ref", "")]
     done = await deadletters.redrive(svc, refs)
-    return await _letters_answer(request, svc, visit, done)
+    # Sent back to the listing (a reload then sends nothing again), with what was done.
+    query = urlencode({"redriven": [f"{d.ref} {d.new_job_id}" for d in done] or [""]}, doseq=True)
+    return _see_other(f"/console/dead-letters?{query}")
 
 
 # ---------------------------------------------------------------- models

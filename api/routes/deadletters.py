@@ -12,6 +12,7 @@ from api.deadletters import DeadLetterList, RedriveResult
 from api.deps import Admin, ServicesDep
 from api.openapi import SERVER_ERROR, example, problem_response
 from api.responses import guarded_by, unavailable
+from api.schemas import UnprocessableProblem
 
 router = APIRouter(prefix="/v1/admin/dead-letters", tags=["admin"])
 
@@ -43,6 +44,23 @@ REDRIVE_ONE: dict[int | str, dict[str, Any]] = {
     404: problem_response(
         "No such letter (redriven already, or never written), or its request cannot be read.",
         example(404, "http-404", "Not Found", f"no dead letter {deadletters.EXAMPLE_REF}"),
+    ),
+    422: problem_response(
+        "The partition is not a number, or the entry id not a stream entry id (`<ms>-<seq>`).",
+        example(
+            422,
+            "validation-error",
+            "Invalid request",
+            "path.entry_id: String should match pattern '^[0-9]{1,20}-[0-9]{1,20}$'",
+            errors=[
+                {
+                    "field": "path.entry_id",
+                    "message": "String should match pattern '^[0-9]{1,20}-[0-9]{1,20}$'",
+                    "type": "string_pattern_mismatch",
+                }
+            ],
+        ),
+        model=UnprocessableProblem,
     ),
 }
 

@@ -8,14 +8,33 @@ from fastapi import APIRouter
 
 from api import overview
 from api.deps import Reader, ServicesDep
-from api.openapi import SERVER_ERROR
-from api.overview import Minutes, Overview
+from api.openapi import SERVER_ERROR, example, problem_response
+from api.overview import MAX_MINUTES, Minutes, Overview
 from api.responses import guarded_by, unavailable
+from api.schemas import UnprocessableProblem
 
 router = APIRouter()
 
 READ_STATS: dict[int | str, dict[str, Any]] = {
     **guarded_by("read"),
+    422: problem_response(
+        f"`minutes` is not a whole number from 1 to {MAX_MINUTES}, or a parameter this route "
+        "does not know.",
+        example(
+            422,
+            "validation-error",
+            "Invalid request",
+            "query.minutes: Input should be greater than or equal to 1",
+            errors=[
+                {
+                    "field": "query.minutes",
+                    "message": "Input should be greater than or equal to 1",
+                    "type": "greater_than_equal",
+                }
+            ],
+        ),
+        model=UnprocessableProblem,
+    ),
     503: unavailable("PostgreSQL or Redis did not answer."),
     **SERVER_ERROR,
 }

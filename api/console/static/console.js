@@ -60,7 +60,11 @@
   }
 
   function clock(iso) {
-    return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(iso).toLocaleTimeString([], {
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
   }
 
   function niceMax(value) {
@@ -78,7 +82,8 @@
 
   // series: [{name, cls, values}], bars stacked or lines; labels: one per x.
   function plot(figure, labels, series, bars, summary) {
-    const W = 640, H = 220, L = 48, R = 8, T = 10, B = 28;
+    // Drawn at the figure's own width, so that its text keeps the page's size.
+    const W = Math.max(figure.clientWidth, 280), H = 200, L = 48, R = 8, T = 10, B = 28;
     const width = W - L - R, height = H - T - B;
     const totals = labels.map((_, i) =>
       bars
@@ -100,7 +105,7 @@
     const n = Math.max(labels.length, 1);
     const slot = width / n;
     labels.forEach((label, i) => {
-      if (i % Math.ceil(n / 6) === 0) {
+      if (i % Math.ceil(n / Math.max(2, Math.floor(width / 90))) === 0) {
         node("text", { x: L + slot * i + slot / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, svg, label);
       }
     });

@@ -80,27 +80,31 @@
     return value.toFixed(2).replace(/\.?0+$/, "") || "0";
   }
 
-  // series: [{name, cls, values}], bars stacked or lines; labels: one per x.
-  function plot(figure, labels, series, bars, summary) {
+  // series: [{name, cls, values}]; labels: one per x; shape: "stacked" or "grouped" bars, or
+  // "lines".
+  function plot(figure, labels, series, shape, summary) {
+    const bars = shape !== "lines";
     // Drawn at the figure's own width, so that its text keeps the page's size.
-    const W = Math.max(figure.clientWidth, 280), H = 200, L = 48, R = 8, T = 10, B = 28;
+    const W = Math.max(figure.clientWidth, 280), L = 48, R = 8, T = 10, B = 28;
+    const H = Number(figure.dataset.height || 200);
     const width = W - L - R, height = H - T - B;
     const totals = labels.map((_, i) =>
-      bars
+      shape === "stacked"
         ? series.reduce((sum, s) => sum + (s.values[i] || 0), 0)
         : Math.max(0, ...series.map((s) => s.values[i] || 0))
     );
     const top = niceMax(Math.max(0, ...totals));
     const svg = node("svg", {
       viewBox: `0 0 ${W} ${H}`,
+      height: H,
       role: "img",
       "aria-label": summary,
       class: "svg",
     });
-    for (let k = 0; k <= 4; k++) {
-      const y = T + height - (height * k) / 4;
+    for (let k = 0; k <= 5; k++) {
+      const y = T + height - (height * k) / 5;
       node("line", { x1: L, x2: W - R, y1: y, y2: y, class: "grid" }, svg);
-      node("text", { x: L - 6, y: y + 4, class: "axis", "text-anchor": "end" }, svg, format((top * k) / 4));
+      node("text", { x: L - 6, y: y + 4, class: "axis", "text-anchor": "end" }, svg, format((top * k) / 5));
     }
     const n = Math.max(labels.length, 1);
     const slot = width / n;
@@ -109,7 +113,19 @@
         node("text", { x: L + slot * i + slot / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, svg, label);
       }
     });
-    if (bars) {
+    if (shape === "grouped") {
+      const each = Math.max(Math.min((slot - 4) / series.length, 28), 1);
+      const offset = (slot - each * series.length) / 2;
+      labels.forEach((_, i) => {
+        series.forEach((s, k) => {
+          const v = s.values[i] || 0;
+          if (v <= 0) return;
+          const h = (height * v) / top;
+          const x = L + slot * i + offset + each * k;
+          node("rect", { x, y: T + height - h, width: Math.max(each - 1, 1), height: h, class: s.cls }, svg);
+        });
+      });
+    } else if (bars) {
       labels.forEach((_, i) => {
         let base = 0;
         for (const s of series) {
@@ -117,7 +133,8 @@
           if (v <= 0) continue;
           const h = (height * v) / top;
           const y = T + height - ((height * base) / top) - h;
-          node("rect", { x: L + slot * i + 1, y, width: Math.max(slot - 2, 1), height: h, class: s.cls }, svg);
+          const thick = Math.max(Math.min(slot - 2, 48), 1);
+          node("rect", { x: L + slot * i + (slot - thick) / 2, y, width: thick, height: h, class: s.cls }, svg);
           base += v;
         }
       });
@@ -163,12 +180,8 @@
       plot(
         throughput,
         labels,
-        [
-          { name: "succeeded", cls: "s-ok", values: rate("succeeded") },
-          { name: "failed", cls: "s-failed", values: rate("failed") },
-          { name: "cancelled", cls: "s-cancelled", values: rate("cancelled") },
-        ],
-        true,
+        outcomes(rate),
+        "stacked",
         `Jobs per second by outcome over the last ${data.window_s / 60} minutes; latest bucket: ` +
           `${last.ended.succeeded} succeeded, ${last.ended.failed} failed, ${last.ended.cancelled} cancelled.`
       );
@@ -184,7 +197,7 @@
           { name: "p95", cls: "s-p95", values: q("p95") },
           { name: "p99", cls: "s-p99", values: q("p99") },
         ],
-        false,
+        "lines",
         `Submit-to-end latency percentiles per bucket; over the window p50 ${format(data.latency_ms.p50 || 0)} ms, ` +
           `p99 ${format(data.latency_ms.p99 || 0)} ms.`
       );
@@ -203,9 +216,54 @@
           { name: "group lag", cls: "s-lag", values: lagHistory.map((h) => h.lag) },
           { name: "pending", cls: "s-pending", values: lagHistory.map((h) => h.pending) },
         ],
-        false,
+        "lines",
         `Consumer-group lag and pending entries of every partition since this page opened; now ` +
           `${sum("lag")} behind and ${sum("pending")} pending.`
+      );
+    }
+    drawBreakdowns(data);
+  }
+
+  // The three outcomes as series, each one's values given by `values(outcome)`.
+  function outcomes(values) {
+    return [
+      { name: "succeeded", cls: "s-ok", values: values("succeeded") },
+      { name: "failed", cls: "s-failed", values: values("failed") },
+      { name: "cancelled", cls: "s-cancelled", values: values("cancelled") },
+    ];
+  }
+
+  function drawBreakdowns(data) {
+    const models = document.getElementById("chart-models");
+    if (models) {
+      const count = (name) => data.models.map((m) => m.ended[name]);
+      plot(
+        models,
+        data.models.map((m) => m.model_version),
+        outcomes(count),
+        "stacked",
+        "Jobs ended in the window per model: " +
+          data.models
+            .map((m) => `${m.model_version} ${m.ended.succeeded} succeeded, ${m.ended.failed} failed`)
+            .join("; ")
+      );
+    }
+    const partitions = document.getElementById("chart-partitions");
+    if (partitions && data.partitions) {
+      const value = (key) => data.partitions.map((p) => p[key] || 0);
+      plot(
+        partitions,
+        data.partitions.map((p) => `partition ${p.partition}`),
+        [
+          { name: "group lag", cls: "s-lag", values: value("lag") },
+          { name: "pending", cls: "s-pending", values: value("pending") },
+          { name: "dead letters", cls: "s-failed", values: value("dead_letters") },
+        ],
+        "grouped",
+        "Per partition now: " +
+          data.partitions
+            .map((p) => `${p.partition}: lag ${p.lag}, ${p.pending} pending, ${p.dead_letters} dead letters`)
+            .join("; ")
       );
     }
   }

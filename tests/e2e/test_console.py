@@ -277,7 +277,7 @@ def test_a_job_appears_and_finishes_live_on_the_overview_and_jobs_pages(
     expect(page.locator("#tile-succeeded")).not_to_have_text(str(before))
     assert int(page.locator("#tile-succeeded").inner_text()) > before
     expect(page.locator("#chart-throughput svg rect").first).to_be_visible()
-    expect(page.locator("#chart-latency svg path").first).to_be_visible()
+    expect(page.locator("#chart-latency svg circle.s-p50").first).to_be_visible()
     expect(page.locator("#chart-lag svg")).to_be_visible()
     expect(page.locator("#chart-models svg rect.s-ok").first).to_be_visible()
     expect(page.locator("#chart-partitions svg")).to_be_visible()

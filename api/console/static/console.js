@@ -142,15 +142,21 @@
       for (const s of series) {
         let d = "";
         let pen = "M";
+        const dots = [];
         s.values.forEach((v, i) => {
           if (v === null || v === undefined) {
             pen = "M";
             return;
           }
-          d += `${pen}${(L + slot * i + slot / 2).toFixed(1)},${(T + height - (height * v) / top).toFixed(1)} `;
+          const x = (L + slot * i + slot / 2).toFixed(1);
+          const y = (T + height - (height * v) / top).toFixed(1);
+          d += `${pen}${x},${y} `;
           pen = "L";
+          dots.push([x, y]);
         });
         if (d) node("path", { d, class: `line ${s.cls}` }, svg);
+        // A point of its own (a lone bucket with jobs) draws no line: its dot shows it.
+        for (const [cx, cy] of dots) node("circle", { cx, cy, r: 2.5, class: `dot ${s.cls}` }, svg);
       }
     }
     const legend = document.createElement("figcaption");

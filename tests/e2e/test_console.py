@@ -22,6 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from api.routes.console import PAGE_JOBS
 from domain.events import JobRequested, decode
 from domain.ids import partition_of
 from eventlog.deadletters import dead_letter_fields
@@ -228,22 +229,46 @@ def test_a_form_from_elsewhere_is_refused(admin: Console, stack: Service):
 
 
 def test_a_queued_batch_is_cancelled_from_its_page(admin: Console, stack: Service):
-    items = [{"text": f"batch note {i}"} for i in range(3)]
+    # One job more than a page of the jobs listing holds.
+    items = [{"text": f"batch note {i}"} for i in range(PAGE_JOBS + 1)]
     answer = stack.http.post("/v1/inference/batch", json={"items": items})
     assert answer.status_code == 202, answer.text
     batch_id = answer.json()["batch_id"]
     page = admin.go("/console/batches")
     row = page.get_by_role("row").filter(has_text=batch_id)
-    expect(row).to_contain_text("0 / 3 ended")
+    expect(row).to_contain_text(f"0 / {PAGE_JOBS + 1} ended")
     row.get_by_role("link", name=batch_id).click()
     expect(page.locator("#batch-status")).to_have_text("in_progress")
     page.get_by_role("button", name="Cancel this batch").click()
     expect(page.locator("#batch-status")).to_have_text("cancelled")
-    expect(page.locator("progress")).to_have_attribute("value", "3")
+    expect(page.locator("progress")).to_have_attribute("value", str(PAGE_JOBS + 1))
     admin.shot("batch")
     results = admin.context.request.get(f"{stack.url}/console/batches/{batch_id}/results")
     lines = results.text().splitlines()
-    assert results.status == 200 and len(lines) == 3 and '"status":"cancelled"' in lines[0]
+    assert results.status == 200 and len(lines) == PAGE_JOBS + 1
+    assert all('"status":"cancelled"' in line for line in lines)
+    # Its jobs, filtered by the batch, a page at a time.
+    page.get_by_role("link", name="Its jobs").click()
+    expect(page.locator("tr[data-job]")).to_have_count(PAGE_JOBS)
+    first_page = set(
+        page.locator("tr[data-job]").evaluate_all("rows => rows.map(r => r.dataset.job)")
+    )
+    page.get_by_role("link", name="Next page").click()
+    expect(page.locator("tr[data-job]")).to_have_count(1)
+    assert page.locator("tr[data-job]").get_attribute("data-job") not in first_page
+    expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+
+
+def test_the_jobs_page_filters_by_status(admin: Console, stack: Service):
+    queued = submit(stack.http, "a note still queued")
+    page = admin.go("/console/jobs")
+    page.get_by_label("cancelled").check()
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"status=cancelled"))
+    statuses = page.locator("tr[data-job] .status")
+    expect(statuses.first).to_have_text("cancelled")
+    assert set(statuses.all_inner_texts()) == {"cancelled"}
+    expect(page.locator(f'tr[data-job="{queued}"]')).to_have_count(0)
 
 
 def test_a_dead_letter_is_redriven(admin: Console, stack: Service):

@@ -2,6 +2,9 @@
 cookie (Secure over https), judged as the Authorization header would be (api.auth), so a revoked
 key stops working in the console as it does everywhere.
 
+With AUTH_ENABLED off there is nothing to sign in with: every visit is an admin's, as every API
+request is.
+
 Every state-changing request of the console must be a form of the console: the cookie is not
 sent cross-site (SameSite=Strict), the request's Origin (or, without it, Referer) must be this
 host, and the form must carry the session's CSRF token, derived from the key (an attacker who
@@ -18,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import Principal
+from api.auth import TRUSTED, Principal
 from api.deps import Services
 from api.errors import UnauthenticatedError
 
@@ -51,6 +54,10 @@ def csrf_token(key: str) -> str:
 
 
 async def signed_in(request: Request, svc: Services) -> Visit:
+    if not svc.auth.enabled:
+        # AUTH_ENABLED off: every request is an admin's, the console's too. Its forms are then
+        # guarded by their Origin alone (the token is everyone's: there is no key).
+        return Visit(TRUSTED, csrf_token(""))
     key = request.cookies.get(COOKIE)
     if not key:
         raise SignInFirst

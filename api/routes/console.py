@@ -82,7 +82,9 @@ def _see_other(url: str) -> RedirectResponse:
 
 
 @router.get("/sign-in")
-async def sign_in_form() -> Response:
+async def sign_in_form(svc: ServicesDep) -> Response:
+    if not svc.auth.enabled:
+        return _see_other("/console")
     return page("sign_in.html", section="sign-in")
 
 

@@ -11,6 +11,7 @@ from typing import cast
 import httpx
 import pytest
 
+from api.console.session import CSRF_FIELD, csrf_token
 from api.keys import new_key
 from domain.events import JobRequested, decode
 from domain.ids import partition_of
@@ -151,3 +152,28 @@ def test_redriving_all_takes_every_letter(service: Service) -> None:
 
 def test_a_ref_that_is_no_entry_id_is_refused(service: Service) -> None:
     problem(service.http.post(f"{LETTERS}/0/not-an-id/redrive"), 422, "validation-error")
+
+
+def test_without_auth_the_console_needs_no_sign_in_and_forms_still_need_their_origin(
+    make_service: ServiceFactory,
+) -> None:
+    trusted = make_service(AUTH_ENABLED="false")
+    trusted.start_all(consumers=0)  # no consumer: a job stays queued
+    browser = httpx.Client(base_url=trusted.url, timeout=10)
+    try:
+        assert browser.get("/console/sign-in").headers["location"] == "/console"
+        overview = browser.get("/console")
+        assert overview.status_code == 200 and "every tenant's jobs" in overview.text
+        job_id = trusted.submit("a note").json()["job_id"]
+        # From another site: refused, though no key is needed.
+        cancel = f"/console/jobs/{job_id}/cancel"
+        foreign = browser.post(cancel, headers={"Origin": "https://elsewhere.example"})
+        assert foreign.status_code == 403
+        assert trusted.http.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+        # From the console's own page, with the form's token: cancelled.
+        form = {CSRF_FIELD: csrf_token("")}
+        own = browser.post(cancel, data=form, headers={"Origin": trusted.url})
+        assert own.status_code == 303, own.text
+        assert trusted.wait_terminal(job_id)["status"] == "cancelled"
+    finally:
+        browser.close()

@@ -75,6 +75,7 @@
   }
 
   function format(value) {
+    if (Number.isInteger(value)) return String(value);
     if (value >= 100) return Math.round(value).toString();
     if (value >= 10) return value.toFixed(1);
     return value.toFixed(2).replace(/\.?0+$/, "") || "0";

@@ -177,3 +177,18 @@ def test_without_auth_the_console_needs_no_sign_in_and_forms_still_need_their_or
         assert trusted.wait_terminal(job_id)["status"] == "cancelled"
     finally:
         browser.close()
+
+
+def test_a_console_page_over_the_keys_rate_limit_is_a_page_that_says_so(service: Service) -> None:
+    key = service.new_key("acme", "read", requests_per_s=0.001, requests_burst=1)
+    browser = httpx.Client(base_url=service.url, timeout=10, cookies={"inferflow_console": key})
+    try:
+        assert browser.get("/console/jobs").status_code == 200
+        limited = browser.get("/console/jobs")
+        assert limited.status_code == 429
+        assert limited.headers["content-type"].startswith("text/html")
+        assert "<h1>Too many requests</h1>" in limited.text and "Retry-After" in limited.headers
+        # The API's own answer stays a problem detail.
+        problem(service.client(key).get("/v1/jobs"), 429, "rate-limited")
+    finally:
+        browser.close()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api import openapi, problems
 from api.auth import Authenticator
+from api.console import web as console_web
 from api.deps import Services
 from api.keys import KeyStore
 from api.limits import BodySizeLimit
@@ -23,11 +24,14 @@ from api.routes import (
     batch,
     batches,
     cancel,
+    console,
+    deadletters,
     events,
     health,
     inference,
     jobs,
     models,
+    stats,
     webhooks,
 )
 from api.settings import ApiSettings
@@ -131,7 +135,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # inside the timing: a poll it answers is counted as the route's.
     app.add_middleware(QuickReads)
     app.add_middleware(RequestTiming)
-    routers = (inference, batch, batches, cancel, jobs, events, webhooks, models, admin, health)
+    routers = (
+        inference,
+        batch,
+        batches,
+        cancel,
+        jobs,
+        events,
+        webhooks,
+        models,
+        stats,
+        admin,
+        deadletters,
+        health,
+        console,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
+    console_web.install(app)
     return app

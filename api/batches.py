@@ -42,6 +42,7 @@ from eventlog import batches as records
 from eventlog.batches import BatchRecord
 from readmodel import batches as sql
 from readmodel.batches import Projected
+from readmodel.listing import last_position
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +339,33 @@ async def _from_redis(svc: Services, batch_id: str) -> tuple[BatchRecord | None,
         )
 
     return await guarded_again("redis", svc.timeout_s, both)
+
+
+NDJSON = "application/x-ndjson"
+# Terminal jobs read per round trip of a batch's results.
+RESULT_ROWS = 1000
+
+
+async def results(svc: Services, found: Found) -> AsyncIterator[bytes]:
+    """The batch's results (GET /v1/batches/{id}/results), as JSON Lines a chunk at a time.
+    The first chunk is read before it returns: a database that does not answer is then a 503,
+    not a 200 cut short."""
+    first = await svc.projection.rows(
+        *sql.results_query(found.tenant, found.batch_id, None, RESULT_ROWS)
+    )
+    return _result_lines(svc, found, first)
+
+
+async def _result_lines(
+    svc: Services, found: Found, rows: list[dict[str, Any]]
+) -> AsyncIterator[bytes]:
+    while rows:
+        yield "".join(result_line(row) + "\n" for row in rows).encode()
+        if len(rows) < RESULT_ROWS:
+            return
+        after = last_position(rows)
+        query = sql.results_query(found.tenant, found.batch_id, after, RESULT_ROWS)
+        rows = await svc.projection.rows(*query)
 
 
 # ---------------------------------------------------------------- progress (GET .../events)

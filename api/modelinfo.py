@@ -3,10 +3,15 @@ how it serves (the default, retired and for what), built from the registry."""
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import BaseModel, Field
 
-from classifier.registry import ModelManifest
+from classifier.errors import ModelIntegrityError, UnknownModelVersionError
+from classifier.registry import ModelManifest, ModelRegistry
 from classifier.serving import ServingState
+
+log = logging.getLogger(__name__)
 
 EXAMPLE_VERSION = "intents-v2"
 
@@ -94,3 +99,18 @@ def model_body(manifest: ModelManifest, state: ServingState, default: str) -> Mo
         sklearn_version=manifest.sklearn_version,
         skops_version=manifest.skops_version,
     )
+
+
+def model_list(registry: ModelRegistry, default: str) -> ModelList:
+    """Every published version, by name; `default`: the version submissions without one get."""
+    state = registry.serving.current()
+    models = []
+    for version in registry.versions():
+        try:
+            manifest = registry.manifest(version)
+        except (ModelIntegrityError, UnknownModelVersionError) as exc:
+            # One broken or just-removed manifest must not hide every other model.
+            log.warning("model %s not listed: %s", version, exc)
+            continue
+        models.append(model_body(manifest, state, default))
+    return ModelList(default=default, models=models)

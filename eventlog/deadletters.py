@@ -12,12 +12,12 @@ letter is named `PARTITION/ENTRY_ID` (`2/1764000000000-0`); a bare entry id is p
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from domain.events import JobRequested, decode
 from domain.ids import new_job_id
-from eventlog.connection import Client
+from eventlog.connection import AsyncClient, Client
 from eventlog.entries import range_entries
 from eventlog.lanes import DEFAULT_LANE, Lane
 from eventlog.names import Names
@@ -64,6 +64,8 @@ class DeadLetter:
     dead_at: str
     request: JobRequested | None
     lane: Lane = DEFAULT_LANE
+    # The entry as it is in the stream: what puts it back.
+    fields: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_entry(cls, partition: int, entry_id: str, fields: dict[str, str]) -> DeadLetter:
@@ -81,6 +83,7 @@ class DeadLetter:
             dead_at=fields.get("dead_at", ""),
             request=request if isinstance(request, JobRequested) else None,
             lane=_lane(fields.get("dead_letter_lane")),
+            fields=dict(fields),
         )
 
     @property
@@ -102,6 +105,33 @@ def list_letters(client: Client, names: Names, partitions: Iterable[int]) -> lis
     return letters
 
 
+async def list_letters_async(
+    client: AsyncClient, names: Names, partitions: Iterable[int]
+) -> list[DeadLetter]:
+    """`list_letters` for an asyncio client (the API's)."""
+    letters = []
+    for partition in partitions:
+        entries = range_entries(await client.xrange(names.dead_letters(partition)))
+        letters += [DeadLetter.from_entry(partition, e, fields) for e, fields in entries]
+    return letters
+
+
+def request_again(letter: DeadLetter) -> JobRequested | None:
+    """The letter's request as a new job, in the partition and lane it came from; None when its
+    request cannot be read."""
+    if letter.request is None:
+        return None
+    return JobRequested(
+        job_id=new_job_id(letter.partition),
+        occurred_at=datetime.now(UTC),
+        text=letter.request.text,
+        model_version=letter.request.model_version,
+        traceparent=letter.request.traceparent,  # the redriven job stays in the same trace
+        tenant=letter.lane.tenant,
+        lane=letter.lane.kind,
+    )
+
+
 def redrive(
     client: Client,
     names: Names,
@@ -116,17 +146,9 @@ def redrive(
     retention = Retention(job_index_ttl_s=job_index_ttl_s, idempotency_ttl_s=1)
     done = []
     for letter in list_letters(client, names, partitions):
-        if letter.ref not in wanted or letter.request is None:
+        event = request_again(letter) if letter.ref in wanted else None
+        if event is None:
             continue
-        event = JobRequested(
-            job_id=new_job_id(letter.partition),
-            occurred_at=datetime.now(UTC),
-            text=letter.request.text,
-            model_version=letter.request.model_version,
-            traceparent=letter.request.traceparent,  # the redriven job stays in the same trace
-            tenant=letter.lane.tenant,
-            lane=letter.lane.kind,
-        )
         accepted = submit(client, names, event, retention)
         client.xdel(names.dead_letters(letter.partition), letter.entry_id)
         done.append((letter, accepted.job_id))

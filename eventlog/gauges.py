@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from domain.lanes import KINDS
 from eventlog.connection import Client
-from eventlog.lanes import Lane, known_lanes
+from eventlog.lanes import Lane, known_lanes, known_lanes_async
 from eventlog.names import Names
 from eventlog.positions import age_seconds, earliest
 
@@ -62,33 +62,69 @@ class StreamCollector(Collector):
             yield family
 
     def _sample(self, partition: int) -> Samples:
-        """One partition's gauges, in two pipelined round trips: every lane's length and groups
-        (and the dead letters), then the oldest pending entry of the lanes that have some."""
-        names = self._names
-        lanes = known_lanes(self._redis, names, partition)
+        """One partition's gauges, in two pipelined round trips (`Reading`)."""
+        reading = Reading(self._names, partition, known_lanes(self._redis, self._names, partition))
         pipe = self._redis.pipeline(transaction=False)
-        pipe.xlen(names.dead_letters(partition))
-        for lane in lanes:
-            stream = names.lane(partition, lane)
+        reading.ask_lengths(pipe)
+        lengths = pipe.execute(raise_on_error=False)
+        pipe = reading.ask_oldest(self._redis.pipeline(transaction=False), lengths)
+        return reading.sample(pipe.execute() if reading.pending else [])
+
+
+async def sample_async(client: Any, names: Names, partition: int) -> Samples:
+    """One partition's gauges read with an asyncio client (the API's overview)."""
+    reading = Reading(names, partition, await known_lanes_async(client, names, partition))
+    pipe = client.pipeline(transaction=False)
+    reading.ask_lengths(pipe)
+    lengths = await pipe.execute(raise_on_error=False)
+    pipe = reading.ask_oldest(client.pipeline(transaction=False), lengths)
+    return reading.sample(await pipe.execute() if reading.pending else [])
+
+
+class Reading:
+    """A partition's gauges in two pipelined round trips, for a blocking or an asyncio client
+    alike: every lane's length and groups (and the dead letters), then the oldest pending entry
+    of the lanes that have some."""
+
+    def __init__(self, names: Names, partition: int, lanes: Sequence[Lane]) -> None:
+        self._names = names
+        self._partition = partition
+        self._lanes = list(lanes)
+        self._groups: dict[Lane, dict[str, Any]] = {}
+        self._sample: Samples = {}
+        self.pending: list[Lane] = []
+
+    def ask_lengths(self, pipe: Any) -> None:
+        names = self._names
+        pipe.xlen(names.dead_letters(self._partition))
+        for lane in self._lanes:
+            stream = names.lane(self._partition, lane)
             pipe.xlen(stream)
             pipe.xinfo_groups(stream)
+
+    def ask_oldest(self, pipe: Any, replies: Sequence[Any]) -> Any:
+        """Fold the replies of `ask_lengths`; queue on `pipe` the reads of the oldest pending
+        entries, of the lanes in `pending` (none: nothing to send)."""
         # A lane without a stream yet (or a group) answers XINFO with an error: no group.
-        replies = pipe.execute(raise_on_error=False)
         sample: Samples = {("inferflow_dead_letters", None): _number(replies[0])}
         for kind in KINDS:
             sample[("inferflow_stream_length", kind)] = 0.0
-        groups: dict[Lane, dict[str, Any]] = {}
-        for i, lane in enumerate(lanes):
+        for i, lane in enumerate(self._lanes):
             length, found = replies[1 + 2 * i], replies[2 + 2 * i]
             _add(sample, "inferflow_stream_length", lane.kind, _number(length))
             group = self._group(found)
             if group is not None:
-                groups[lane] = group
-        pending = [lane for lane, group in groups.items() if group["pending"]]
-        pipe = self._redis.pipeline(transaction=False)
-        for lane in pending:
-            pipe.xpending(names.lane(partition, lane), names.workers_group)
-        oldest = dict(zip(pending, pipe.execute() if pending else [], strict=True))
+                self._groups[lane] = group
+        self._sample = sample
+        self.pending = [lane for lane, group in self._groups.items() if group["pending"]]
+        for lane in self.pending:
+            pipe.xpending(self._names.lane(self._partition, lane), self._names.workers_group)
+        return pipe
+
+    def sample(self, replies: Sequence[Any]) -> Samples:
+        """The partition's gauges, given the replies of `ask_oldest`'s reads."""
+        sample, groups = self._sample, self._groups
+        oldest = dict(zip(self.pending, replies, strict=True))
         for kind in KINDS:
             of_kind = [lane for lane in groups if lane.kind == kind]
             if not of_kind:

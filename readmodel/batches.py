@@ -177,3 +177,20 @@ def tenant_query(batch_id: str) -> tuple[str, list[Any]]:
     """The SQL and parameters of the tenant whose batch `batch_id` is (no row: none's), for a
     reader who may see every tenant's (an admin)."""
     return TENANT_OF_BATCH, [batch_id]
+
+
+# A tenant's batches, newest first, with their jobs counted: read from the batch index (the
+# tenant's batches' rows are one range of it), newest first by their first job.
+LISTED = (
+    "SELECT batch_id, count(*) AS jobs,"
+    " count(*) FILTER (WHERE status = ANY(%s)) AS ended,"
+    " min(created_at) AS created_at, max(finished_at) AS finished_at"
+    " FROM jobs WHERE tenant = %s AND batch_id IS NOT NULL"
+    " GROUP BY batch_id ORDER BY min(created_at) DESC, batch_id DESC LIMIT %s"
+)
+
+
+def listing_query(tenant: str, rows: int) -> tuple[str, list[Any]]:
+    """The SQL and parameters of `tenant`'s latest `rows` batches (of the projected jobs):
+    batch_id, jobs, ended (terminal jobs), created_at, finished_at (of its last ended job)."""
+    return LISTED, [list(TERMINAL), tenant, rows]

@@ -54,6 +54,8 @@ jobs = Table(
     ),
 )
 Index("jobs_status_idx", jobs.c.status)
+# The overview (readmodel.stats): the jobs that ended in the last minutes.
+Index("jobs_finished_idx", jobs.c.finished_at)
 # Listing a tenant's jobs newest first (created_at, then job_id, descending), alone or with one
 # filter: each reads one of these in the page's order and stops after the page.
 Index("jobs_tenant_created_idx", jobs.c.tenant, jobs.c.created_at, jobs.c.job_id)

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from api import batches, batchupload, sse, submission
 from api.auth import Principal
-from api.batches import BatchBody, BatchFileAccepted, FileLine
+from api.batches import NDJSON, BatchBody, BatchFileAccepted, FileLine
 from api.batchfile import MEDIA_TYPES
 from api.deps import CancelAfterMs, IdempotencyKey, Reader, Services, ServicesDep, Submitter
 from api.errors import RefusedRequestError
@@ -32,17 +32,13 @@ from api.responses import (
 from api.schemas import UnprocessableProblem, WebhookUrl
 from api.webhooks import admit_webhook
 from domain.webhooks import DEFAULT_FILTER, format_filter
-from readmodel import batches as sql
-from readmodel.listing import last_position
 from runtime.webhookurls import MAX_URL_CHARS
 
 log = logging.getLogger(__name__)
 
 FILE_PATH = "/v1/batches"
 BATCH_PATH = "/v1/batches/{batch_id}"
-NDJSON = "application/x-ndjson"
 # Results read per query: a chunk of the stream, never the whole batch at once.
-RESULT_ROWS = 1000
 
 router = APIRouter()
 
@@ -376,22 +372,7 @@ async def get_batch(batch_id: BatchId, svc: ServicesDep, principal: Reader) -> B
 )
 async def get_results(batch_id: BatchId, svc: ServicesDep, principal: Reader) -> Response:
     found = await _found(svc, principal, batch_id)
-    # The first chunk is read before the answer starts: a database that does not answer is
-    # then a 503, not a 200 cut short.
-    first = await svc.projection.rows(*sql.results_query(found.tenant, batch_id, None, RESULT_ROWS))
-    return StreamingResponse(_result_lines(svc, found, first), media_type=NDJSON)
-
-
-async def _result_lines(
-    svc: Services, found: batches.Found, rows: list[dict[str, Any]]
-) -> AsyncIterator[bytes]:
-    while rows:
-        yield "".join(batches.result_line(row) + "\n" for row in rows).encode()
-        if len(rows) < RESULT_ROWS:
-            return
-        after = last_position(rows)
-        query = sql.results_query(found.tenant, found.batch_id, after, RESULT_ROWS)
-        rows = await svc.projection.rows(*query)
+    return StreamingResponse(await batches.results(svc, found), media_type=NDJSON)
 
 
 _PROGRESS_EXAMPLE = (

@@ -24,20 +24,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 
-from api import sse
+from api import sse, timelines
 from api.deps import Reader, Services, ServicesDep
 from api.errors import DependencyUnavailableError, RefusedRequestError
-from api.guard import guarded
 from api.lanetails import LaneTail, LaneTails, followed
 from api.longpoll import read_job, visible
 from api.openapi import example, problem_response
 from api.params import JobId
 from api.responses import READ_JOB
-from api.schemas import EventBody, TimelineBody
+from api.schemas import TimelineBody
 from api.waiters import Watch
 from domain.events import TERMINAL_EVENT_TYPES
 from domain.ids import is_job_id
-from eventlog.lanes import DEFAULT_LANE, Lane
+from eventlog.lanes import DEFAULT_LANE
 from eventlog.positions import START, position
 from readmodel import timeline
 from readmodel.timeline import TimelineEvent
@@ -125,11 +124,11 @@ async def get_job_events(
     # Its events are all in its lane (a job known to neither the projection nor the log, which
     # only an admin gets this far with: the default lane's, as before lanes).
     lane = timeline.lane_of(job.lane, job.tenant) if job is not None else DEFAULT_LANE
-    known, scanned = await _catch_up(svc, job_id, lane)
+    known, scanned = await timelines.catch_up(svc, job_id, lane)
     if not known:
         raise HTTPException(404, f"no job {job_id}")
     if not live:
-        bodies = [_body(event) for event in known]
+        bodies = [timelines.body(event) for event in known]
         return TimelineBody(job_id=job_id, events=bodies)
     ended = any(event.type in _TERMINAL for event in known)
     if ended and position(known[-1].entry_id) <= position(after):
@@ -151,28 +150,8 @@ def _resume_after(header: str | None) -> str:
     return value
 
 
-def _body(event: TimelineEvent) -> EventBody:
-    return EventBody.model_validate(event, from_attributes=True)
-
-
-async def _catch_up(
-    svc: Services, job_id: str, lane: Lane
-) -> tuple[list[TimelineEvent], tuple[str, str]]:
-    """The job's events so far, and where its lane's stream was read to: (the stream, the last
-    entry read, of any job). The JSON timeline reads at most timeline.MAX_PAGES pages of the
-    stream; a live stream reads the rest as it follows."""
-    checkpoint, archived = await svc.projection.archived(job_id, lane)
-    async with guarded("redis", svc.timeout_s):
-        names = svc.settings.names
-        stream, start = await timeline.stream_start(svc.redis, names, job_id, checkpoint, lane)
-        streamed, last = await timeline.scan(svc.redis, stream, job_id, start)
-    events = timeline.timeline(timeline.merge(archived, streamed), job_id)
-    # Nothing read: the stream ended before `start` (new entries come after it).
-    return events, (stream, last or start.removeprefix("("))
-
-
 def _frame(event: TimelineEvent) -> bytes:
-    return sse.event(event.type, _body(event).model_dump_json(), id=event.entry_id)
+    return sse.event(event.type, timelines.body(event).model_dump_json(), id=event.entry_id)
 
 
 async def _frames(

@@ -3,18 +3,15 @@ metrics, and which one is the default."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import Reader, ServicesDep
-from api.modelinfo import EXAMPLE_VERSION, ModelBody, ModelList, model_body
+from api.modelinfo import EXAMPLE_VERSION, ModelBody, ModelList, model_body, model_list
 from api.openapi import SERVER_ERROR, example, problem_response
 from api.responses import guarded_by
-from classifier.errors import ModelIntegrityError, UnknownModelVersionError
-
-log = logging.getLogger(__name__)
+from classifier.errors import UnknownModelVersionError
 
 router = APIRouter()
 
@@ -48,18 +45,7 @@ READ_PICTURE: dict[int | str, dict[str, Any]] = {
     responses=LIST_MODELS,
 )
 async def list_models(svc: ServicesDep, _principal: Reader) -> ModelList:
-    state = svc.models.serving.current()
-    default = svc.default_model()
-    models = []
-    for version in svc.models.versions():
-        try:
-            manifest = svc.models.manifest(version)
-        except (ModelIntegrityError, UnknownModelVersionError) as exc:
-            # One broken or just-removed manifest must not hide every other model.
-            log.warning("model %s not listed: %s", version, exc)
-            continue
-        models.append(model_body(manifest, state, default))
-    return ModelList(default=default, models=models)
+    return model_list(svc.models, svc.default_model())
 
 
 @router.get(

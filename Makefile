@@ -33,7 +33,7 @@ NOT_ON_CLUSTER := integration/test_local_cluster e2e/test_cluster e2e/test_failo
   integration/test_key_commands integration/test_listing integration/test_migrations \
   integration/test_webhook_secrets e2e/test_openapi e2e/test_contract e2e/test_make_run \
   e2e/test_models e2e/test_prometheus e2e/test_tracing_spans e2e/test_webhook_secrets \
-  e2e/test_client e2e/test_client_cli
+  e2e/test_client e2e/test_client_cli e2e/test_console
 CLUSTER_SUITE := tests/integration tests/e2e $(NOT_ON_CLUSTER:%=--ignore=tests/%.py)
 ## The containers prove the fixtures' second way to servers (and the servers' versions there):
 ## the tests of the log, the projection and the queries, not the bench's or deployment's.

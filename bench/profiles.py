@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -75,8 +76,15 @@ def read(role: str, files: Iterable[Path]) -> Profile:
     return profile
 
 
+def executable() -> str | None:
+    """py-spy on PATH, else beside this Python (a virtualenv that is not activated, as under
+    `make`)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.is_file() else None)
+
+
 def available() -> bool:
-    return shutil.which("py-spy") is not None
+    return executable() is not None
 
 
 @contextmanager
@@ -90,12 +98,13 @@ def profiling(
         yield profiles
         return
     if not available():
-        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
     directory.mkdir(parents=True, exist_ok=True)
     samplers: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
     for role, pid in roles:
         out = directory / f"{run}-{role}-{pid}.txt"
-        command = ["py-spy", "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--subprocesses"]
+        command = [str(executable()), "record", "--pid", str(pid), "--rate", str(RATE_HZ)]
+        command.append("--subprocesses")
         # --gil: only the thread running Python code is sampled, so a thread woken and waiting
         # for a core (every role, on a saturated box) is not counted as working.
         command += ["--gil", "--format", "raw", "--output", str(out), "--nonblocking"]
